@@ -1,0 +1,149 @@
+//! The 14 RandAugment ops of FixMatch and how a level (1..=10 of 10) maps to each op's magnitude.
+
+use crate::ops;
+use crate::Image;
+
+/// One RandAugment op of FixMatch's pool (SPEC §7), applied at a discrete level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RandOp {
+    /// Leaves the image unchanged.
+    Identity,
+    /// Per-channel min/max stretch.
+    AutoContrast,
+    /// Per-channel histogram equalization.
+    Equalize,
+    /// Rotation by up to ±30°.
+    Rotate,
+    /// Inversion of bytes at or above a threshold of 256·level/10.
+    Solarize,
+    /// Saturation factor 0.05 + 0.9·level/10.
+    Color,
+    /// Keeps 4 + ⌊4·level/10⌋ bits.
+    Posterize,
+    /// Contrast factor 0.05 + 0.9·level/10.
+    Contrast,
+    /// Brightness factor 0.05 + 0.9·level/10.
+    Brightness,
+    /// Sharpness factor 0.05 + 0.9·level/10.
+    Sharpness,
+    /// Horizontal shear by up to ±0.3.
+    ShearX,
+    /// Vertical shear by up to ±0.3.
+    ShearY,
+    /// Horizontal shift by up to ±30 % of the width.
+    TranslateX,
+    /// Vertical shift by up to ±30 % of the height.
+    TranslateY,
+}
+
+impl RandOp {
+    /// The pool, in SPEC §7 order; RandAugment draws from it uniformly with replacement.
+    pub const ALL: [RandOp; 14] = [
+        RandOp::Identity,
+        RandOp::AutoContrast,
+        RandOp::Equalize,
+        RandOp::Rotate,
+        RandOp::Solarize,
+        RandOp::Color,
+        RandOp::Posterize,
+        RandOp::Contrast,
+        RandOp::Brightness,
+        RandOp::Sharpness,
+        RandOp::ShearX,
+        RandOp::ShearY,
+        RandOp::TranslateX,
+        RandOp::TranslateY,
+    ];
+
+    /// The op's name as FixMatch's code spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            RandOp::Identity => "Identity",
+            RandOp::AutoContrast => "AutoContrast",
+            RandOp::Equalize => "Equalize",
+            RandOp::Rotate => "Rotate",
+            RandOp::Solarize => "Solarize",
+            RandOp::Color => "Color",
+            RandOp::Posterize => "Posterize",
+            RandOp::Contrast => "Contrast",
+            RandOp::Brightness => "Brightness",
+            RandOp::Sharpness => "Sharpness",
+            RandOp::ShearX => "ShearX",
+            RandOp::ShearY => "ShearY",
+            RandOp::TranslateX => "TranslateX",
+            RandOp::TranslateY => "TranslateY",
+        }
+    }
+
+    /// True for the ops whose magnitude gets a random sign (rotate, shears, translations).
+    pub fn is_signed(self) -> bool {
+        matches!(self, RandOp::Rotate | RandOp::ShearX | RandOp::ShearY | RandOp::TranslateX | RandOp::TranslateY)
+    }
+
+    /// Applies the op at `level` of `max_level` (levels above the maximum count as the maximum), negated when
+    /// `negate` is set and the op is signed. Magnitudes follow FixMatch's `fixmatch_augment_pool`.
+    pub fn apply(self, img: &Image, level: u32, max_level: u32, negate: bool) -> Image {
+        let max_level = max_level.max(1);
+        let level = level.min(max_level);
+        let frac = level as f64 / max_level as f64;
+        let sign = if negate && self.is_signed() { -1.0 } else { 1.0 };
+        let enhance = (0.05 + 0.9 * frac) as f32;
+        let shift = |side: u32| (sign * 0.3 * frac * side as f64) as i32;
+        match self {
+            RandOp::Identity => ops::identity(img),
+            RandOp::AutoContrast => ops::autocontrast(img),
+            RandOp::Equalize => ops::equalize(img),
+            RandOp::Rotate => ops::rotate(img, sign * 30.0 * frac),
+            RandOp::Solarize => ops::solarize(img, 256 * level / max_level),
+            RandOp::Color => ops::color(img, enhance),
+            RandOp::Posterize => ops::posterize(img, (4 + 4 * level / max_level) as u8),
+            RandOp::Contrast => ops::contrast(img, enhance),
+            RandOp::Brightness => ops::brightness(img, enhance),
+            RandOp::Sharpness => ops::sharpness(img, enhance),
+            RandOp::ShearX => ops::shear_x(img, sign * 0.3 * frac),
+            RandOp::ShearY => ops::shear_y(img, sign * 0.3 * frac),
+            RandOp::TranslateX => ops::translate_x(img, shift(img.width())),
+            RandOp::TranslateY => ops::translate_y(img, shift(img.height())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ramp() -> Image {
+        Image::from_raw(3, 32, 32, (0..3072u32).map(|i| (i * 7 % 256) as u8).collect()).expect("test image shape")
+    }
+
+    #[test]
+    fn levels_map_to_fixmatch_magnitudes() {
+        let img = ramp();
+        assert_eq!(RandOp::Rotate.apply(&img, 10, 10, false), ops::rotate(&img, 30.0));
+        assert_eq!(RandOp::Rotate.apply(&img, 5, 10, true), ops::rotate(&img, -15.0));
+        assert_eq!(RandOp::ShearX.apply(&img, 10, 10, true), ops::shear_x(&img, -0.3));
+        // 0.3 * 32 = 9.6 -> 9 px; level 5: 4.8 -> 4 px.
+        assert_eq!(RandOp::TranslateX.apply(&img, 10, 10, false), ops::translate_x(&img, 9));
+        assert_eq!(RandOp::TranslateY.apply(&img, 5, 10, true), ops::translate_y(&img, -4));
+        assert_eq!(RandOp::Posterize.apply(&img, 1, 10, false), ops::posterize(&img, 4));
+        assert_eq!(RandOp::Posterize.apply(&img, 10, 10, false), img);
+        assert_eq!(RandOp::Solarize.apply(&img, 5, 10, false), ops::solarize(&img, 128));
+        assert_eq!(RandOp::Solarize.apply(&img, 10, 10, false), img);
+        assert_eq!(RandOp::Brightness.apply(&img, 10, 10, false), ops::brightness(&img, 0.95));
+        assert_eq!(RandOp::Contrast.apply(&img, 5, 10, false), ops::contrast(&img, 0.5));
+        // Unsigned ops ignore the sign.
+        assert_eq!(RandOp::Color.apply(&img, 3, 10, true), RandOp::Color.apply(&img, 3, 10, false));
+    }
+
+    #[test]
+    fn every_op_keeps_shape_and_kind() {
+        let img = ramp();
+        let gray = Image::Gray(img.to_gray());
+        for op in RandOp::ALL {
+            for im in [&img, &gray] {
+                let out = op.apply(im, 7, 10, true);
+                assert_eq!((out.width(), out.height(), out.channels()), (32, 32, im.channels()), "{}", op.name());
+            }
+        }
+    }
+}
