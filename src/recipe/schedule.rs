@@ -1,0 +1,84 @@
+//! The `[schedule]` section: training length and learning-rate schedule (SPEC §5).
+
+use serde::{Deserialize, Serialize};
+
+use super::check::{above, count_at_least, in_open, Check, Problem};
+
+/// How long training runs and how the learning rate changes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleSection {
+    /// The schedule's shape.
+    #[serde(default)]
+    pub kind: ScheduleKind,
+    /// Total optimiser steps (required, ≥ 1).
+    pub steps: u64,
+    /// Linear warm-up steps (< steps).
+    #[serde(default)]
+    pub warmup: u64,
+    /// multistep: fractions of `steps` in (0, 1), increasing, at which the rate is multiplied by `gamma`.
+    #[serde(default = "default::milestones")]
+    pub milestones: Vec<f64>,
+    /// multistep: the factor applied at each milestone (> 0).
+    #[serde(default = "default::gamma")]
+    pub gamma: f64,
+}
+
+/// The learning-rate schedules of SPEC §5.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScheduleKind {
+    /// FixMatch's lr · cos(7πk / 16K).
+    FixmatchCosine,
+    /// Cosine decay to zero after the optional warm-up.
+    #[default]
+    Cosine,
+    /// Step decay by `gamma` at the `milestones`.
+    Multistep,
+    /// The base rate throughout.
+    Constant,
+}
+
+/// Defaults of the `[schedule]` keys.
+mod default {
+    pub(super) fn milestones() -> Vec<f64> {
+        vec![0.5, 0.75]
+    }
+    pub(super) fn gamma() -> f64 {
+        0.2
+    }
+}
+
+impl ScheduleSection {
+    /// A schedule of `steps` steps with every other key at its default.
+    pub fn with_steps(steps: u64) -> Self {
+        ScheduleSection {
+            kind: ScheduleKind::default(),
+            steps,
+            warmup: 0,
+            milestones: default::milestones(),
+            gamma: default::gamma(),
+        }
+    }
+
+    /// Checks the ranges of the section's own keys.
+    pub(crate) fn validate(&self) -> Check {
+        count_at_least("schedule.steps", self.steps, 1)?;
+        if self.warmup >= self.steps {
+            return Err(Problem::new(
+                "schedule.warmup",
+                format!("must be < schedule.steps ({}), got {}", self.steps, self.warmup),
+            ));
+        }
+        for (i, &m) in self.milestones.iter().enumerate() {
+            in_open(&format!("schedule.milestones.{i}"), m, 0.0, 1.0)?;
+            if i > 0 && m <= self.milestones[i - 1] {
+                return Err(Problem::new(
+                    format!("schedule.milestones.{i}"),
+                    format!("milestones must increase, got {} after {}", m, self.milestones[i - 1]),
+                ));
+            }
+        }
+        above("schedule.gamma", self.gamma, 0.0)
+    }
+}
