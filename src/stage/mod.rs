@@ -1,0 +1,91 @@
+//! Loss stages: the terms a training step sums, each with its own weight (SPEC §2).
+//!
+//! A stage sees the step's one clean forward (outputs for every view), the batch's labels and the model, and
+//! returns a scalar loss and named metrics. It never runs an optimiser step. New objectives are new stages:
+//! implement [`Stage`], list the views it reads in [`Stage::views`], and the step feeds them to the forward.
+
+mod fixmatch;
+mod iam_d;
+mod supervised;
+
+pub use fixmatch::{FixMatch, Normalization};
+pub use iam_d::{IamD, IamSource};
+pub use supervised::Supervised;
+
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::Tensor;
+
+use crate::model::Net;
+use crate::step::{Forward, StepBatch, ViewKey};
+
+/// What a stage may read while computing its loss.
+pub struct StageContext<'a, B: AutodiffBackend> {
+    /// The step's clean forward (at the parameters being differentiated).
+    pub forward: &'a Forward<B>,
+    /// The images and labels of the step.
+    pub batch: &'a StepBatch<B>,
+    /// The model the forward ran on, for stages that need passes at perturbed parameters.
+    pub model: &'a Net<B>,
+    /// Seed for the stage's random draws, fixed by (run seed, step, stage index).
+    pub seed: u64,
+}
+
+/// A named scalar a stage reports (detached; read on the host only when logged).
+#[derive(Debug, Clone)]
+pub struct Metric<B: AutodiffBackend> {
+    /// Name, without the stage prefix (e.g. `mask_rate`).
+    pub name: &'static str,
+    /// One-element value.
+    pub value: Tensor<B, 1>,
+}
+
+/// A stage's contribution to the step.
+#[derive(Debug, Clone)]
+pub struct StageOutput<B: AutodiffBackend> {
+    /// The unweighted loss (a one-element tensor that carries gradient).
+    pub loss: Tensor<B, 1>,
+    /// Extra named metrics.
+    pub metrics: Vec<Metric<B>>,
+}
+
+/// One term of the training objective.
+pub trait Stage<B: AutodiffBackend>: Send + Sync {
+    /// The stage's kind as recipes name it (e.g. `supervised`, `iam-d`).
+    fn kind(&self) -> &'static str;
+    /// The views of the step this stage reads from the clean forward.
+    fn views(&self) -> Vec<ViewKey>;
+    /// Computes the unweighted loss and metrics.
+    fn loss(&self, ctx: &StageContext<'_, B>) -> StageOutput<B>;
+}
+
+/// A stage with its weight in the sum.
+pub struct Weighted<B: AutodiffBackend> {
+    /// Multiplies the stage's loss.
+    pub weight: f64,
+    /// The stage.
+    pub stage: Box<dyn Stage<B>>,
+}
+
+/// Mean cross-entropy of `logits` against integer `targets`, with label smoothing `eps` (0 for none).
+pub fn cross_entropy<B: AutodiffBackend>(
+    logits: Tensor<B, 2>,
+    targets: Tensor<B, 1, burn::tensor::Int>,
+    eps: f64,
+) -> Tensor<B, 1> {
+    per_sample_cross_entropy(logits, targets, eps).mean()
+}
+
+/// Cross-entropy per row of `logits` against integer `targets`, with label smoothing `eps`.
+pub fn per_sample_cross_entropy<B: AutodiffBackend>(
+    logits: Tensor<B, 2>,
+    targets: Tensor<B, 1, burn::tensor::Int>,
+    eps: f64,
+) -> Tensor<B, 1> {
+    let log_p = burn::tensor::activation::log_softmax(logits, 1);
+    let nll = log_p.clone().gather(1, targets.unsqueeze_dim(1)).squeeze_dim::<1>(1).neg();
+    if eps == 0.0 {
+        return nll;
+    }
+    let uniform = log_p.mean_dim(1).squeeze_dim::<1>(1).neg();
+    nll.mul_scalar(1.0 - eps) + uniform.mul_scalar(eps)
+}

@@ -1,0 +1,105 @@
+//! A pipeline batch moved onto the device: one image tensor per (stream, view) and the labels per stream.
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor, TensorData};
+use burnish_augment::View;
+
+use crate::pipeline::Batch;
+
+/// Which stream of a step a tensor comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Stream {
+    /// The few labelled images (B per step).
+    Labeled,
+    /// The unlabeled images (μB per step).
+    Unlabeled,
+}
+
+impl Stream {
+    /// The name the pipeline and recipes use for the stream.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stream::Labeled => "labeled",
+            Stream::Unlabeled => "unlabeled",
+        }
+    }
+}
+
+/// One input of the step's forward: a view of a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ViewKey {
+    /// The stream.
+    pub stream: Stream,
+    /// The augmentation that made the view.
+    pub view: View,
+}
+
+impl ViewKey {
+    /// A view of a stream.
+    pub fn new(stream: Stream, view: View) -> Self {
+        Self { stream, view }
+    }
+}
+
+impl std::fmt::Display for ViewKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.stream.name(), self.view.name())
+    }
+}
+
+/// The step's images and labels on the device.
+#[derive(Debug, Clone)]
+pub struct StepBatch<B: Backend> {
+    /// One tensor `[N, C, H, W]` per view of each stream.
+    pub images: Vec<(ViewKey, Tensor<B, 4>)>,
+    /// The labels of each stream (the unlabeled stream's are for metrics only).
+    pub labels: Vec<(Stream, Tensor<B, 1, Int>)>,
+}
+
+impl<B: Backend> StepBatch<B> {
+    /// Uploads a pipeline batch; streams whose names are not `labeled`/`unlabeled` are ignored.
+    pub fn from_batch(batch: &Batch, device: &B::Device) -> Self {
+        let mut images = Vec::new();
+        let mut labels = Vec::new();
+        for s in &batch.streams {
+            let stream = match s.name.as_str() {
+                "labeled" => Stream::Labeled,
+                "unlabeled" => Stream::Unlabeled,
+                _ => continue,
+            };
+            for v in &s.views {
+                let data = TensorData::new(v.data.clone(), v.shape);
+                images.push((ViewKey::new(stream, v.view), Tensor::from_data(data, device)));
+            }
+            let data = TensorData::new(s.labels.clone(), [s.labels.len()]);
+            labels.push((stream, Tensor::from_data(data, device)));
+        }
+        Self { images, labels }
+    }
+
+    /// The images of one view, if the batch has it.
+    pub fn view(&self, key: ViewKey) -> Option<&Tensor<B, 4>> {
+        self.images.iter().find(|(k, _)| *k == key).map(|(_, t)| t)
+    }
+
+    /// The labels of a stream, if the batch has it.
+    pub fn labels(&self, stream: Stream) -> Option<&Tensor<B, 1, Int>> {
+        self.labels.iter().find(|(s, _)| *s == stream).map(|(_, t)| t)
+    }
+
+    /// Splits every stream into `chunks` equal parts along the batch (for m-sharpness); the last part takes the rest.
+    pub fn chunks(&self, chunks: usize) -> Vec<Self> {
+        let split = |n: usize, i: usize| {
+            let size = n / chunks;
+            let start = i * size;
+            let end = if i + 1 == chunks { n } else { start + size };
+            start..end
+        };
+        (0..chunks)
+            .map(|i| Self {
+                images: self.images.iter().map(|(k, t)| (*k, t.clone().slice([split(t.dims()[0], i)]))).collect(),
+                labels: self.labels.iter().map(|(s, t)| (*s, t.clone().slice([split(t.dims()[0], i)]))).collect(),
+            })
+            .collect()
+    }
+}

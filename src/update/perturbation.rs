@@ -1,0 +1,47 @@
+//! The perturbations ε of SAM and ASAM, as plain functions of the gradient (SPEC §4).
+
+use burn::module::AutodiffModule;
+use burn::optim::GradientsParams;
+use burn::tensor::backend::AutodiffBackend;
+
+use crate::params::{global_norm, map_vector, scale_to_radius};
+
+/// SAM: `ε = ρ g / ‖g‖` (global norm).
+pub fn sam_perturbation<B: AutodiffBackend, M: AutodiffModule<B>>(
+    model: &M,
+    g: &GradientsParams,
+    rho: f64,
+) -> GradientsParams {
+    scale_to_radius(model, g, rho)
+}
+
+/// ASAM: `ε = ρ T² g / ‖T g‖` with `T = |w| + η` on weight tensors and `T = 1` on biases and norm parameters,
+/// so that `‖T⁻¹ ε‖ = ρ`.
+pub fn asam_perturbation<B: AutodiffBackend, M: AutodiffModule<B>>(
+    model: &M,
+    g: &GradientsParams,
+    rho: f64,
+    eta: f64,
+) -> GradientsParams {
+    let scale = |e: &crate::params::ParamIdTensor<B>| {
+        if e.weight_like {
+            Some(e.theta.clone().abs().add_scalar(eta))
+        } else {
+            None
+        }
+    };
+    let tg = map_vector(model, g, |mut e| {
+        if let Some(t) = scale(&e) {
+            e.flat = e.flat * t;
+        }
+        e
+    });
+    let factor = global_norm(model, &tg).add_scalar(1e-12).recip().mul_scalar(rho);
+    map_vector(model, &tg, |mut e| {
+        if let Some(t) = scale(&e) {
+            e.flat = e.flat * t;
+        }
+        e.flat = e.flat * factor.clone();
+        e
+    })
+}
