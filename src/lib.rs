@@ -1,0 +1,20 @@
+//! burnish: semi- and self-supervised image training with Inconsistency-Aware Minimization, on Burn.
+//!
+//! Data flow: [`recipe`] → [`plan`] → [`pipeline`] → step ([`step`]: forward, [`stage`]s, [`update`] rule) →
+//! [`train`] (optimiser, EMA, checkpoints) → [`run`] (metrics files, progress). [`iam`] holds Algorithm 1, shared
+//! by the `iam-d` stage, the `iam-s` rule and `burnish measure`.
+
+pub mod backend;
+pub mod cli;
+pub mod data;
+pub mod iam;
+pub mod model;
+pub mod params;
+pub mod pipeline;
+pub mod plan;
+pub mod recipe;
+pub mod run;
+pub mod stage;
+pub mod step;
+pub mod train;
+pub mod update;

@@ -1,0 +1,185 @@
+//! From a validated recipe to the objects a run is made of: the data set and its split, the pipeline's streams,
+//! the model configuration, the objective (weighted stages), the update rule and the loop settings.
+
+use std::sync::Arc;
+
+use burn::tensor::backend::AutodiffBackend;
+use burnish_augment::View;
+
+use crate::data::{self, labeled_indices, unlabeled_indices, DataError, Dataset, LoadOptions, SyntheticOptions};
+use crate::iam::Inconsistency;
+use crate::model::{NetConfig, ProjectionConfig};
+use crate::pipeline::{Normalize, PipelineConfig, StreamSpec};
+use crate::recipe::{
+    FixMatchNormalize, IamDSource as RecipeIamSource, OptimizerKind, Recipe, ScheduleKind, StageSpec, UnlabeledPool,
+    UpdateRuleKind,
+};
+use crate::stage::{FixMatch, IamD, IamSource, Normalization, Supervised, Weighted};
+use crate::step::{Objective, Stream, ViewKey};
+use crate::train::{OptimizerSpec, Schedule, TrainSettings};
+use crate::update::{Rule, UpdateRule};
+
+/// The data side of a run: the loaded data set, the split and the streams each step draws.
+pub struct DataPlan {
+    /// The data set (train and test splits).
+    pub dataset: Dataset,
+    /// The training split, shared with the pipeline's workers.
+    pub train: Arc<data::Split>,
+    /// Indices of the labelled training images.
+    pub labeled: Vec<usize>,
+    /// Indices of the unlabeled training images (empty without an unlabeled stream).
+    pub unlabeled: Vec<usize>,
+    /// The pipeline's streams.
+    pub streams: Vec<StreamSpec>,
+    /// Per-channel normalisation.
+    pub norm: Normalize,
+}
+
+/// Loads the recipe's data set and draws the labelled split.
+pub fn data(recipe: &Recipe) -> Result<DataPlan, DataError> {
+    let d = &recipe.data;
+    let options = LoadOptions {
+        image_size: d.image_size,
+        image_channels: d.image_channels,
+        synthetic: SyntheticOptions {
+            train_size: d.synthetic_train_size,
+            test_size: d.synthetic_test_size,
+            seed: recipe.seed,
+        },
+    };
+    let dataset = data::load(d.dataset, d.path.as_deref(), &options)?;
+    let n = dataset.train.len();
+    let labeled = match d.labels_per_class {
+        Some(k) => labeled_indices(dataset.train.labels(), dataset.num_classes, k, recipe.split_seed())?,
+        None => (0..n).collect(),
+    };
+    let unlabeled = if d.has_unlabeled_stream() {
+        unlabeled_indices(n, &labeled, d.unlabeled == UnlabeledPool::Rest)
+    } else {
+        Vec::new()
+    };
+    let mut streams = vec![StreamSpec {
+        name: Stream::Labeled.name().into(),
+        pool: labeled.clone(),
+        batch_size: d.batch_size,
+        views: d.labeled_views.clone(),
+    }];
+    if d.has_unlabeled_stream() {
+        streams.push(StreamSpec {
+            name: Stream::Unlabeled.name().into(),
+            pool: unlabeled.clone(),
+            batch_size: d.batch_size * d.mu,
+            views: d.unlabeled_views.clone(),
+        });
+    }
+    let norm = Normalize { mean: dataset.mean.clone(), std: dataset.std.clone() };
+    let train = Arc::new(dataset.train.clone());
+    Ok(DataPlan { dataset, train, labeled, unlabeled, streams, norm })
+}
+
+/// The pipeline settings of a recipe, starting at `start_step`.
+pub fn pipeline_config(recipe: &Recipe, start_step: u64) -> PipelineConfig {
+    PipelineConfig { seed: recipe.seed, workers: recipe.data.workers, prefetch: recipe.data.prefetch, start_step }
+}
+
+/// The network the recipe describes, for images with `channels` channels and `classes` classes.
+pub fn net(recipe: &Recipe, channels: usize, classes: usize) -> NetConfig {
+    NetConfig {
+        arch: recipe.model.arch,
+        in_channels: channels,
+        num_classes: classes,
+        projection: recipe
+            .model
+            .projection
+            .as_ref()
+            .map(|p| ProjectionConfig { hidden_dim: p.hidden, output_dim: p.dim }),
+    }
+}
+
+/// The weak views IAM measures inconsistency on: the labelled weak view and, when drawn, the unlabeled one.
+pub fn inconsistency_views(recipe: &Recipe) -> Vec<ViewKey> {
+    let d = &recipe.data;
+    let mut keys = Vec::new();
+    if d.labeled_views.contains(&View::Weak) {
+        keys.push(ViewKey::new(Stream::Labeled, View::Weak));
+    }
+    if d.has_unlabeled_stream() && d.unlabeled_views.contains(&View::Weak) {
+        keys.push(ViewKey::new(Stream::Unlabeled, View::Weak));
+    }
+    keys
+}
+
+/// The recipe's stages as a weighted objective; errors for stage kinds this build cannot run yet.
+pub fn objective<B: AutodiffBackend>(recipe: &Recipe) -> Result<Objective<B>, String> {
+    let mut stages: Vec<Weighted<B>> = Vec::new();
+    for (i, spec) in recipe.stages.iter().enumerate() {
+        let stage: Box<dyn crate::stage::Stage<B>> = match spec {
+            StageSpec::Supervised(s) => Box::new(Supervised { view: s.view, label_smoothing: s.label_smoothing }),
+            StageSpec::FixMatch(s) => Box::new(FixMatch {
+                threshold: s.threshold,
+                temperature: s.temperature,
+                normalize: match s.normalize {
+                    FixMatchNormalize::All => Normalization::All,
+                    FixMatchNormalize::Confident => Normalization::Confident,
+                },
+            }),
+            StageSpec::IamD(s) => {
+                let source = match s.source {
+                    RecipeIamSource::Batch => IamSource::Batch(inconsistency_views(recipe)),
+                    RecipeIamSource::Projection => {
+                        return Err(format!("stage.{i}: iam-d with source = \"projection\" is not available yet"))
+                    }
+                };
+                Box::new(IamD { inconsistency: Inconsistency { rho: s.rho, sigma: s.sigma, steps: s.steps }, source })
+            }
+            other => return Err(format!("stage.{i}: the `{}` stage is not available yet", other.kind())),
+        };
+        stages.push(Weighted { weight: spec.weight(), stage });
+    }
+    Ok(Objective { stages })
+}
+
+/// The recipe's update rule.
+pub fn update_rule(recipe: &Recipe) -> UpdateRule {
+    let u = &recipe.update;
+    let rule = match u.rule {
+        UpdateRuleKind::Plain => Rule::Plain,
+        UpdateRuleKind::Sam => Rule::Sam { rho: u.rho },
+        UpdateRuleKind::Asam => Rule::Asam { rho: u.rho, eta: u.eta },
+        UpdateRuleKind::IamS => Rule::IamS(Inconsistency { rho: u.rho, sigma: u.sigma, steps: u.steps }),
+    };
+    UpdateRule { rule, m: u.m }
+}
+
+/// The recipe's loop settings.
+pub fn train_settings(recipe: &Recipe) -> TrainSettings {
+    let o = &recipe.optimizer;
+    let s = &recipe.schedule;
+    TrainSettings {
+        seed: recipe.seed,
+        steps: s.steps,
+        lr: o.lr,
+        schedule: match s.kind {
+            ScheduleKind::Constant => Schedule::Constant,
+            ScheduleKind::FixmatchCosine => Schedule::FixMatchCosine,
+            ScheduleKind::Cosine => Schedule::Cosine { warmup: s.warmup },
+            ScheduleKind::Multistep => Schedule::MultiStep { milestones: s.milestones.clone(), gamma: s.gamma },
+        },
+        optimizer: match o.kind {
+            OptimizerKind::Sgd => OptimizerSpec::Sgd {
+                momentum: o.momentum,
+                nesterov: o.nesterov,
+                weight_decay: o.weight_decay,
+                decay_bias_and_norm: o.decay_bias_and_norm,
+            },
+            OptimizerKind::AdamW => OptimizerSpec::AdamW {
+                beta1: o.beta1,
+                beta2: o.beta2,
+                epsilon: o.epsilon,
+                weight_decay: o.weight_decay,
+                decay_bias_and_norm: o.decay_bias_and_norm,
+            },
+        },
+        ema_decay: recipe.ema.enabled.then_some(recipe.ema.decay),
+    }
+}

@@ -1,0 +1,142 @@
+//! The command line end to end: a short training run and its run folder, an interrupted run resumed to the same
+//! result as an uninterrupted one, and bad recipes reported without a panic.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const RECIPE: &str = r#"
+name = "cli-test"
+description = "a tiny FixMatch + IAM-D run for the CLI tests"
+seed = 5
+
+[data]
+dataset = "synthetic"
+labels_per_class = 2
+batch_size = 8
+mu = 2
+workers = 2
+synthetic_train_size = 200
+synthetic_test_size = 50
+
+[model]
+arch = "cnn-small"
+
+[[stage]]
+kind = "supervised"
+
+[[stage]]
+kind = "fixmatch"
+threshold = 0.5
+
+[[stage]]
+kind = "iam-d"
+rho = 0.05
+
+[schedule]
+kind = "cosine"
+steps = 20
+
+[eval]
+every = 10
+
+[checkpoint]
+every = 5
+"#;
+
+fn burnish(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_burnish")).args(args).current_dir(cwd).output().expect("the binary runs")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn run_dir(out: &Output) -> PathBuf {
+    let line =
+        text(out).lines().find_map(|l| l.strip_prefix("run folder: ").map(str::to_string)).expect("run folder line");
+    PathBuf::from(line)
+}
+
+fn summary(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).expect("summary.json")).expect("json")
+}
+
+#[test]
+fn train_writes_a_complete_run_folder() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    std::fs::write(tmp.path().join("r.toml"), RECIPE).expect("write recipe");
+    let out = burnish(&["train", "r.toml", "--quiet"], tmp.path());
+    assert!(out.status.success(), "{}", text(&out));
+    let dir = tmp.path().join(run_dir(&out));
+    for f in ["recipe.toml", "metrics.jsonl", "metrics.csv", "summary.json", "checkpoints"] {
+        assert!(dir.join(f).exists(), "{f} missing in {}", dir.display());
+    }
+    let s = summary(&dir);
+    assert_eq!(s["steps"], 20);
+    assert_eq!(s["interrupted"], false);
+    let acc = s["test_acc_ema"].as_f64().expect("accuracy");
+    assert!((0.0..=1.0).contains(&acc));
+    let jsonl = std::fs::read_to_string(dir.join("metrics.jsonl")).expect("jsonl");
+    let steps: Vec<serde_json::Value> = jsonl.lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    assert_eq!(steps.iter().filter(|v| v.get("loss").is_some()).count(), 20, "one record per step");
+    assert!(steps.iter().any(|v| v.get("fixmatch/mask_rate").is_some() && v.get("iam-d/s_rho").is_some()));
+    assert!(steps.iter().filter(|v| v.get("test_acc_ema").is_some()).count() >= 2, "mid-run and final evaluation");
+    let csv = std::fs::read_to_string(dir.join("metrics.csv")).expect("csv");
+    assert_eq!(csv.lines().count(), 21, "header + one row per step");
+    let kept = std::fs::read_dir(dir.join("checkpoints")).expect("checkpoints").count();
+    assert_eq!(kept, 2, "checkpoint.keep = 2 most recent");
+    // The resolved recipe in the folder is accepted by `check` and equals the input's resolution.
+    let check = burnish(&["check", "r.toml"], tmp.path());
+    assert!(check.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&check.stdout),
+        std::fs::read_to_string(dir.join("recipe.toml")).expect("recipe")
+    );
+}
+
+#[test]
+fn an_interrupted_run_resumes_to_the_same_result() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    std::fs::write(tmp.path().join("r.toml"), RECIPE).expect("write recipe");
+    let full = burnish(&["train", "r.toml", "--quiet", "--runs-dir", "a"], tmp.path());
+    assert!(full.status.success(), "{}", text(&full));
+    let part = burnish(&["train", "r.toml", "--quiet", "--runs-dir", "b", "--stop-after", "7"], tmp.path());
+    assert!(part.status.success(), "{}", text(&part));
+    assert!(text(&part).contains("stopped at step 7"), "{}", text(&part));
+    let dir = run_dir(&part);
+    let resumed = burnish(&["train", "r.toml", "--quiet", "--resume", dir.to_str().expect("utf-8")], tmp.path());
+    assert!(resumed.status.success(), "{}", text(&resumed));
+    let (a, b) = (summary(&tmp.path().join(run_dir(&full))), summary(&tmp.path().join(&dir)));
+    assert_eq!(a["steps"], b["steps"]);
+    assert_eq!(a["test_acc"], b["test_acc"], "raw accuracy after resume");
+    assert_eq!(a["test_acc_ema"], b["test_acc_ema"], "EMA accuracy after resume");
+    let lines = |d: &Path| std::fs::read_to_string(d.join("metrics.csv")).expect("csv").lines().count();
+    assert_eq!(lines(&tmp.path().join(&dir)), 21, "no duplicated rows after resume");
+    // Resuming with a different recipe is refused.
+    let other = burnish(&["train", "r.toml", "--set", "seed=6", "--resume", dir.to_str().expect("utf-8")], tmp.path());
+    assert!(!other.status.success());
+}
+
+#[test]
+fn bad_recipes_fail_cleanly_naming_the_key() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let cases = [
+        ("labels_per_class = 2", "labels_per_clas = 2", "data.labels_per_clas"),
+        ("threshold = 0.5", "threshold = 1.5", "stage.1.threshold"),
+        ("rho = 0.05", "rho = -1.0", "stage.2.rho"),
+        ("arch = \"cnn-small\"", "arch = \"cnn-huge\"", "model.arch"),
+    ];
+    for (from, to, key) in cases {
+        std::fs::write(tmp.path().join("bad.toml"), RECIPE.replace(from, to)).expect("write");
+        for cmd in ["check", "train"] {
+            let out = burnish(&[cmd, "bad.toml"], tmp.path());
+            let msg = text(&out);
+            assert_eq!(out.status.code(), Some(1), "{cmd} {key}: {msg}");
+            assert!(msg.contains(key) && msg.contains("bad.toml:"), "{cmd}: {msg}");
+            assert!(!msg.contains("panicked"), "{msg}");
+        }
+    }
+    let out = burnish(&["check", "missing.toml"], tmp.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("missing.toml"));
+}
