@@ -4,44 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const RECIPE: &str = r#"
-name = "cli-test"
-description = "a tiny FixMatch + IAM-D run for the CLI tests"
-seed = 5
+mod common;
 
-[data]
-dataset = "synthetic"
-labels_per_class = 2
-batch_size = 8
-mu = 2
-workers = 2
-synthetic_train_size = 200
-synthetic_test_size = 50
-
-[model]
-arch = "cnn-small"
-
-[[stage]]
-kind = "supervised"
-
-[[stage]]
-kind = "fixmatch"
-threshold = 0.5
-
-[[stage]]
-kind = "iam-d"
-rho = 0.05
-
-[schedule]
-kind = "cosine"
-steps = 20
-
-[eval]
-every = 10
-
-[checkpoint]
-every = 5
-"#;
+use common::TINY_RECIPE as RECIPE;
 
 fn burnish(args: &[&str], cwd: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_burnish")).args(args).current_dir(cwd).output().expect("the binary runs")
@@ -85,6 +50,23 @@ fn train_writes_a_complete_run_folder() {
     assert_eq!(csv.lines().count(), 21, "header + one row per step");
     let kept = std::fs::read_dir(dir.join("checkpoints")).expect("checkpoints").count();
     assert_eq!(kept, 2, "checkpoint.keep = 2 most recent");
+    // `measure` reads the checkpoint (and the recipe inside it) and reports Ŝ_ρ per restart and their mean/std.
+    let ckpt = std::fs::read_dir(dir.join("checkpoints")).expect("checkpoints").filter_map(|e| e.ok()).map(|e| e.path()).max().expect("a checkpoint");
+    let m = burnish(&["measure", ckpt.to_str().expect("utf-8"), "--restarts", "3", "--batch", "32"], tmp.path());
+    assert!(m.status.success(), "{}", text(&m));
+    let out = String::from_utf8_lossy(&m.stdout).to_string();
+    assert_eq!(out.lines().filter(|l| l.starts_with("restart ")).count(), 3);
+    let last = out.lines().last().expect("output");
+    let field = |k: &str| -> f64 {
+        last.split_whitespace().find_map(|w| w.strip_prefix(k)).expect("field").parse().expect("number")
+    };
+    assert!(last.starts_with("s_rho_mean="), "{last}");
+    assert!(field("s_rho_mean=") > 0.0 && field("s_rho_std=") >= 0.0, "{last}");
+    // `bench` times steps with and without the pipeline; the last line is the reused-batch median.
+    let b = burnish(&["bench", "r.toml", "--steps", "2", "--warmup", "0"], tmp.path());
+    assert!(b.status.success(), "{}", text(&b));
+    let last = String::from_utf8_lossy(&b.stdout).lines().last().expect("output").to_string();
+    assert!(last.starts_with("step_ms_median=") && last.contains(" peak_rss_mib="), "{last}");
     // The resolved recipe in the folder is accepted by `check` and equals the input's resolution.
     let check = burnish(&["check", "r.toml"], tmp.path());
     assert!(check.status.success());

@@ -13,40 +13,13 @@ use burnish::train::Trainer;
 
 type AD = Autodiff<Flex>;
 
-const RECIPE: &str = r#"
-name = "core-test"
-seed = 3
+mod common;
 
-[data]
-dataset = "synthetic"
-labels_per_class = 2
-batch_size = 8
-mu = 2
-workers = 2
-synthetic_train_size = 200
-synthetic_test_size = 50
-
-[model]
-arch = "cnn-small"
-
-[[stage]]
-kind = "supervised"
-
-[[stage]]
-kind = "fixmatch"
-threshold = 0.5
-
-[[stage]]
-kind = "iam-d"
-rho = 0.05
-
-[schedule]
-kind = "cosine"
-steps = 6
-"#;
+use common::TINY_RECIPE as RECIPE;
 
 fn recipe(overrides: &[&str]) -> Recipe {
-    let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+    // A short schedule: these tests take a handful of steps.
+    let o: Vec<String> = ["schedule.steps=6"].iter().chain(overrides).map(|s| s.to_string()).collect();
     Recipe::from_str(RECIPE, "core-test.toml", &o).expect("a valid recipe")
 }
 
