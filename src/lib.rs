@@ -12,6 +12,7 @@ pub mod model;
 pub mod params;
 pub mod pipeline;
 pub mod plan;
+pub mod probe;
 pub mod recipe;
 pub mod run;
 pub mod stage;

@@ -10,11 +10,12 @@ use crate::data::{self, labeled_indices, unlabeled_indices, DataError, Dataset, 
 use crate::iam::Inconsistency;
 use crate::model::{NetConfig, ProjectionConfig};
 use crate::pipeline::{Normalize, PipelineConfig, StreamSpec};
+use crate::probe::ProbeConfig;
 use crate::recipe::{
-    FixMatchNormalize, IamDSource as RecipeIamSource, OptimizerKind, Recipe, ScheduleKind, StageSpec, UnlabeledPool,
-    UpdateRuleKind,
+    FixMatchNormalize, IamDDistribution, IamDSource as RecipeIamSource, OptimizerKind, ProbeOptimizer, Recipe,
+    ScheduleKind, StageSpec, UnlabeledPool, UpdateRuleKind,
 };
-use crate::stage::{FixMatch, IamD, IamSource, Normalization, Supervised, Weighted};
+use crate::stage::{FixMatch, IamD, IamSource, Normalization, NtXent, ProjectionDistribution, Supervised, Weighted};
 use crate::step::{Objective, Stream, ViewKey};
 use crate::train::{OptimizerSpec, Schedule, TrainSettings};
 use crate::update::{Rule, UpdateRule};
@@ -58,12 +59,15 @@ pub fn data(recipe: &Recipe) -> Result<DataPlan, DataError> {
     } else {
         Vec::new()
     };
-    let mut streams = vec![StreamSpec {
-        name: Stream::Labeled.name().into(),
-        pool: labeled.clone(),
-        batch_size: d.batch_size,
-        views: d.labeled_views.clone(),
-    }];
+    let mut streams = Vec::new();
+    if uses_labeled_stream(recipe) {
+        streams.push(StreamSpec {
+            name: Stream::Labeled.name().into(),
+            pool: labeled.clone(),
+            batch_size: d.batch_size,
+            views: d.labeled_views.clone(),
+        });
+    }
     if d.has_unlabeled_stream() {
         streams.push(StreamSpec {
             name: Stream::Unlabeled.name().into(),
@@ -123,12 +127,20 @@ pub fn objective<B: AutodiffBackend>(recipe: &Recipe) -> Result<Objective<B>, St
                     FixMatchNormalize::Confident => Normalization::Confident,
                 },
             }),
+            StageSpec::NtXent(s) => Box::new(NtXent { temperature: s.temperature, views: pair_views(recipe, i)? }),
             StageSpec::IamD(s) => {
                 let source = match s.source {
                     RecipeIamSource::Batch => IamSource::Batch(inconsistency_views(recipe)),
-                    RecipeIamSource::Projection => {
-                        return Err(format!("stage.{i}: iam-d with source = \"projection\" is not available yet"))
-                    }
+                    RecipeIamSource::Projection => IamSource::Projection {
+                        views: pair_views(recipe, i)?,
+                        distribution: match s.distribution {
+                            IamDDistribution::Components => ProjectionDistribution::Components,
+                            IamDDistribution::Ntxent => ProjectionDistribution::NtXent {
+                                temperature: ntxent_temperature(recipe)
+                                    .ok_or(format!("stage.{i}: source = \"projection\" needs an ntxent stage"))?,
+                            },
+                        },
+                    },
                 };
                 Box::new(IamD { inconsistency: Inconsistency { rho: s.rho, sigma: s.sigma, steps: s.steps }, source })
             }
@@ -137,6 +149,26 @@ pub fn objective<B: AutodiffBackend>(recipe: &Recipe) -> Result<Objective<B>, St
         stages.push(Weighted { weight: spec.weight(), stage });
     }
     Ok(Objective { stages })
+}
+
+/// The unlabeled stream's two views that SimCLR pairs (validation guarantees there are two).
+fn pair_views(recipe: &Recipe, i: usize) -> Result<[ViewKey; 2], String> {
+    let keys = ViewKey::for_views(Stream::Unlabeled, &recipe.data.unlabeled_views);
+    <[ViewKey; 2]>::try_from(keys).map_err(|k| format!("stage.{i}: needs exactly two unlabeled views, got {}", k.len()))
+}
+
+/// τ of the recipe's first ntxent stage.
+fn ntxent_temperature(recipe: &Recipe) -> Option<f64> {
+    recipe.stages.iter().find_map(|s| if let StageSpec::NtXent(n) = s { Some(n.temperature) } else { None })
+}
+
+/// Whether some stage reads the labelled stream; SimCLR recipes do not, and then it is not drawn at all.
+pub fn uses_labeled_stream(recipe: &Recipe) -> bool {
+    recipe.stages.iter().any(|s| match s {
+        StageSpec::Supervised(_) => true,
+        StageSpec::IamD(d) => d.source == RecipeIamSource::Batch && recipe.data.labeled_views.contains(&View::Weak),
+        _ => false,
+    })
 }
 
 /// The recipe's update rule.
@@ -181,5 +213,30 @@ pub fn train_settings(recipe: &Recipe) -> TrainSettings {
             },
         },
         ema_decay: recipe.ema.enabled.then_some(recipe.ema.decay),
+    }
+}
+
+/// The recipe's linear-probe and kNN settings.
+pub fn probe_config(recipe: &Recipe) -> ProbeConfig {
+    let e = &recipe.eval;
+    ProbeConfig {
+        epochs: e.probe_epochs,
+        lr: e.probe_lr,
+        optimizer: match e.probe_optimizer {
+            ProbeOptimizer::Sgd => {
+                OptimizerSpec::Sgd { momentum: 0.9, nesterov: false, weight_decay: 0.0, decay_bias_and_norm: false }
+            }
+            ProbeOptimizer::Adamw => OptimizerSpec::AdamW {
+                beta1: 0.9,
+                beta2: 0.999,
+                epsilon: 1e-8,
+                weight_decay: 0.0,
+                decay_bias_and_norm: false,
+            },
+        },
+        batch_size: 256,
+        knn_k: e.knn_k,
+        knn_temperature: e.knn_temperature,
+        seed: recipe.seed,
     }
 }

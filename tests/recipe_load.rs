@@ -4,8 +4,8 @@
 use burnish::data::DatasetKind;
 use burnish::recipe::{
     Arch, CheckpointSection, EmaSection, EvalSection, FixMatchNormalize, FixMatchSpec, GgcrSpec, IamDDistribution,
-    IamDSource, IamDSpec, NtXentSpec, OptimizerKind, OptimizerSection, ProjectionSection, Recipe, ScheduleKind,
-    StageSpec, SupervisedSpec, UnlabeledPool, UpdateRuleKind, UpdateSection,
+    IamDSource, IamDSpec, NtXentSpec, OptimizerKind, OptimizerSection, ProbeOptimizer, ProjectionSection, Recipe,
+    ScheduleKind, StageSpec, SupervisedSpec, UnlabeledPool, UpdateRuleKind, UpdateSection,
 };
 use burnish_augment::View;
 
@@ -109,7 +109,20 @@ fn defaults_are_filled_in() {
     assert_eq!(r.schedule.milestones, vec![0.5, 0.75]);
     assert_eq!(r.schedule.gamma, 0.2);
     assert_eq!(r.ema, EmaSection { decay: 0.999, enabled: true });
-    assert_eq!(r.eval, EvalSection { every: 0, batch_size: 256, probe_every: 0, measure_every: 0 });
+    assert_eq!(
+        r.eval,
+        EvalSection {
+            every: 0,
+            batch_size: 256,
+            probe_every: 0,
+            measure_every: 0,
+            probe_epochs: 100,
+            probe_lr: 0.1,
+            probe_optimizer: ProbeOptimizer::Sgd,
+            knn_k: 200,
+            knn_temperature: 0.1,
+        }
+    );
     assert_eq!(r.checkpoint, CheckpointSection { every: 1000, keep: 2 });
 }
 

@@ -40,20 +40,22 @@ pub const CLASS_NAMES: [&str; 10] =
 
 // Difficulty knobs, in pixels or u8 intensity units.
 /// Shape radius range.
-const SCALE: (f32, f32) = (6.0, 11.0);
+const SCALE: (f32, f32) = (9.0, 12.0);
 /// Shape centre range (both axes): shapes may be cut by the border, as after a random crop.
-const CENTRE: (f32, f32) = (9.0, 23.0);
+const CENTRE: (f32, f32) = (12.0, 20.0);
 /// Channel-value ranges of the dark and the light side; shape and background take opposite sides.
 const DARK: (f32, f32) = (0.0, 105.0);
 const LIGHT: (f32, f32) = (150.0, 255.0);
 /// Amplitude of the background's low-frequency texture.
-const TEXTURE: f32 = 22.0;
+const TEXTURE: f32 = 6.0;
 /// Amplitude of the per-pixel noise shared by the channels, and of the per-channel part.
-const NOISE: f32 = 16.0;
-const CHROMA_NOISE: f32 = 6.0;
+const NOISE: f32 = 6.0;
+const CHROMA_NOISE: f32 = 3.0;
 /// Number of distractors per image (inclusive range), and the share drawn over the shape.
-const CLUTTER: (usize, usize) = (2, 5);
-const CLUTTER_ON_TOP: f32 = 0.35;
+const CLUTTER: (usize, usize) = (0, 1);
+const CLUTTER_ON_TOP: f32 = 0.0;
+/// Share of images drawn dark-on-light instead of light-on-dark.
+const DARK_SHAPE_SHARE: f32 = 0.0;
 
 /// Options of the synthetic data set.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,7 +138,7 @@ pub(crate) fn channel_stats(pixels: &[u8], channels: usize) -> (Vec<f32>, Vec<f3
 fn render(seed: u64, tag: u64, index: usize, class: usize, out: &mut [u8]) {
     let mut rng = Rng::new(seed, tag, index as u64);
     let mut canvas = Canvas::new();
-    let light_shape = rng.chance(0.5);
+    let light_shape = !rng.chance(DARK_SHAPE_SHARE);
     let (bg_range, fg_range) = if light_shape { (DARK, LIGHT) } else { (LIGHT, DARK) };
     canvas.background(&mut rng, bg_range);
 

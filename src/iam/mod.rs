@@ -14,7 +14,12 @@ use burn::optim::GradientsParams;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::Tensor;
 
+use burn::tensor::activation::{log_softmax, softmax};
+use burn::tensor::ElementConversion;
+
+use crate::model::{BnMode, Net};
 use crate::params::{constant_copy, fresh_leaf_copy, gaussian, num_trainable, scale_to_radius};
+use crate::pipeline::seed::rng_for;
 
 /// Settings of Algorithm 1.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -91,4 +96,25 @@ where
     let delta = worst_case_delta(model, p.clone(), &mut log_q, cfg, rng);
     let s = inconsistency_at(model, p, &delta, &mut log_q);
     (s, delta)
+}
+
+/// Ŝ_ρ of a classifier on images `x`, once per restart (restart r draws its δ₀ from `rng_for(&[seed, r])`).
+///
+/// Both the clean and the perturbed passes normalise with the batch's statistics, as training's perturbed passes
+/// do, and none of them touches the running statistics.
+pub fn measure_classifier<B: AutodiffBackend>(
+    model: &Net<B>,
+    x: Tensor<B, 4>,
+    cfg: &Inconsistency,
+    restarts: usize,
+    seed: u64,
+) -> Vec<f64> {
+    let p = softmax(model.forward(x.clone(), BnMode::TrainNoStats).logits, 1).detach();
+    let log_q = |m: &Net<B>| log_softmax(m.forward(x.clone(), BnMode::TrainNoStats).logits, 1);
+    (0..restarts)
+        .map(|r| {
+            let (s, _) = local_inconsistency(model, p.clone(), log_q, cfg, &mut rng_for(&[seed, r as u64]));
+            s.into_scalar().elem::<f64>()
+        })
+        .collect()
 }

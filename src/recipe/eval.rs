@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::check::{count_at_least, Check};
+use super::check::{above, count_at_least, Check};
 
 /// Evaluation during training.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -20,6 +20,32 @@ pub struct EvalSection {
     /// Steps between Ŝ_ρ measurements logged during training; 0 = never.
     #[serde(default)]
     pub measure_every: u64,
+    /// Epochs of linear-probe training over the frozen features.
+    #[serde(default = "default::probe_epochs")]
+    pub probe_epochs: usize,
+    /// Learning rate of the linear probe (cosine-decayed).
+    #[serde(default = "default::probe_lr")]
+    pub probe_lr: f64,
+    /// Optimiser of the linear probe: `sgd` (momentum 0.9) or `adamw` (no weight decay).
+    #[serde(default)]
+    pub probe_optimizer: ProbeOptimizer,
+    /// Neighbours k of the kNN score.
+    #[serde(default = "default::knn_k")]
+    pub knn_k: usize,
+    /// Temperature of the kNN score's similarity weights.
+    #[serde(default = "default::knn_temperature")]
+    pub knn_temperature: f64,
+}
+
+/// The linear probe's optimiser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProbeOptimizer {
+    /// SGD with momentum 0.9 (solo-learn's linear evaluation).
+    #[default]
+    Sgd,
+    /// AdamW without weight decay.
+    Adamw,
 }
 
 /// Defaults of the `[eval]` keys.
@@ -27,17 +53,43 @@ mod default {
     pub(super) fn batch_size() -> usize {
         256
     }
+    pub(super) fn probe_epochs() -> usize {
+        100
+    }
+    pub(super) fn probe_lr() -> f64 {
+        0.1
+    }
+    pub(super) fn knn_k() -> usize {
+        200
+    }
+    pub(super) fn knn_temperature() -> f64 {
+        0.1
+    }
 }
 
 impl Default for EvalSection {
     fn default() -> Self {
-        EvalSection { every: 0, batch_size: default::batch_size(), probe_every: 0, measure_every: 0 }
+        EvalSection {
+            every: 0,
+            batch_size: default::batch_size(),
+            probe_every: 0,
+            measure_every: 0,
+            probe_epochs: default::probe_epochs(),
+            probe_lr: default::probe_lr(),
+            probe_optimizer: ProbeOptimizer::default(),
+            knn_k: default::knn_k(),
+            knn_temperature: default::knn_temperature(),
+        }
     }
 }
 
 impl EvalSection {
     /// Checks the ranges of the section's own keys.
     pub(crate) fn validate(&self) -> Check {
-        count_at_least("eval.batch_size", self.batch_size, 1)
+        count_at_least("eval.batch_size", self.batch_size, 1)?;
+        count_at_least("eval.probe_epochs", self.probe_epochs, 1)?;
+        above("eval.probe_lr", self.probe_lr, 0.0)?;
+        count_at_least("eval.knn_k", self.knn_k, 1)?;
+        above("eval.knn_temperature", self.knn_temperature, 0.0)
     }
 }

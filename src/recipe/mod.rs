@@ -33,7 +33,7 @@ pub use checkpoint::CheckpointSection;
 pub use data::{DataSection, UnlabeledPool};
 pub use ema::EmaSection;
 pub use error::{Location, RecipeError};
-pub use eval::EvalSection;
+pub use eval::{EvalSection, ProbeOptimizer};
 pub use model::{ModelSection, ProjectionSection};
 pub use optimizer::{OptimizerKind, OptimizerSection};
 pub use schedule::{ScheduleKind, ScheduleSection};

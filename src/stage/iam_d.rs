@@ -5,10 +5,10 @@
 //! KL gradient rides on the same backward as the task loss, so there is never a second clean forward.
 
 use burn::tensor::activation::log_softmax;
-use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::Tensor;
 
-use super::{Metric, Stage, StageContext, StageOutput};
+use super::{ntxent_logits, Metric, Stage, StageContext, StageOutput};
 use crate::iam::{kl_batchmean, worst_case_delta, Inconsistency};
 use crate::model::{BnMode, Net};
 use crate::params::linked_copy;
@@ -20,6 +20,25 @@ use crate::step::ViewKey;
 pub enum IamSource {
     /// Classifier softmax over these views (e.g. labelled weak + unlabeled weak), concatenated.
     Batch(Vec<ViewKey>),
+    /// A distribution made from the projection-head outputs of two paired views (SimCLR).
+    Projection {
+        /// The two views of each image, in the ntxent stage's order.
+        views: [ViewKey; 2],
+        /// How projections become a distribution.
+        distribution: ProjectionDistribution,
+    },
+}
+
+/// How `source = "projection"` turns projection-head outputs into a distribution per row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ProjectionDistribution {
+    /// Softmax over each row of the NT-Xent logits with this temperature (the ntxent stage's τ).
+    NtXent {
+        /// τ of the ntxent stage.
+        temperature: f64,
+    },
+    /// Softmax over the components of each projection vector.
+    Components,
 }
 
 /// The IAM-D stage; its weight in the recipe is β.
@@ -32,16 +51,36 @@ pub struct IamD {
 }
 
 impl IamD {
-    fn keys(&self) -> &[ViewKey] {
+    fn keys(&self) -> Vec<ViewKey> {
         match &self.source {
-            IamSource::Batch(keys) => keys,
+            IamSource::Batch(keys) => keys.clone(),
+            IamSource::Projection { views, .. } => views.to_vec(),
         }
     }
-}
 
-/// Log-probabilities of the classifier at `model` on `x`, normalising with batch statistics that are not stored.
-fn perturbed_log_probs<B: AutodiffBackend>(model: &Net<B>, x: &Tensor<B, 4>) -> Tensor<B, 2> {
-    log_softmax(model.forward(x.clone(), BnMode::TrainNoStats).logits, 1)
+    /// The logits (before softmax) of the compared distribution, from the rows of every key in order: classifier
+    /// logits, or projections turned into NT-Xent logits or used as they are.
+    fn scores<B: Backend>(&self, logits: Tensor<B, 2>, projections: Option<Tensor<B, 2>>) -> Tensor<B, 2> {
+        match &self.source {
+            IamSource::Batch(_) => logits,
+            IamSource::Projection { distribution, .. } => {
+                let z = projections.expect("validation requires a projection head for source = \"projection\"");
+                match *distribution {
+                    ProjectionDistribution::Components => z,
+                    ProjectionDistribution::NtXent { temperature } => {
+                        let n = z.dims()[0] / 2;
+                        ntxent_logits(z.clone().narrow(0, 0, n), z.narrow(0, n, n), temperature).0
+                    }
+                }
+            }
+        }
+    }
+
+    /// Log-probabilities at `model` on `x`, normalising with batch statistics that are not stored.
+    fn perturbed_log_probs<B: AutodiffBackend>(&self, model: &Net<B>, x: &Tensor<B, 4>) -> Tensor<B, 2> {
+        let out = model.forward(x.clone(), BnMode::TrainNoStats);
+        log_softmax(self.scores(out.logits, out.projections), 1)
+    }
 }
 
 impl<B: AutodiffBackend> Stage<B> for IamD {
@@ -50,23 +89,28 @@ impl<B: AutodiffBackend> Stage<B> for IamD {
     }
 
     fn views(&self) -> Vec<ViewKey> {
-        self.keys().to_vec()
+        self.keys()
     }
 
     fn loss(&self, ctx: &StageContext<'_, B>) -> StageOutput<B> {
         let keys = self.keys();
-        let clean = Tensor::cat(
-            keys.iter().map(|&k| ctx.forward.logits(k).expect("the step forwards every view a stage lists")).collect(),
-            0,
-        );
-        let x = ctx.forward.inputs(keys).expect("listed views are in the forward");
+        let listed = "the step forwards every view a stage lists";
+        let logits = Tensor::cat(keys.iter().map(|&k| ctx.forward.logits(k).expect(listed)).collect(), 0);
+        let projections = ctx
+            .forward
+            .output
+            .projections
+            .as_ref()
+            .map(|_| Tensor::cat(keys.iter().map(|&k| ctx.forward.projections(k).expect(listed)).collect(), 0));
+        let clean = self.scores(logits, projections);
+        let x = ctx.forward.inputs(&keys).expect("listed views are in the forward");
         // Tracked: the clean branch's gradient flows through p as well as through the perturbed branch.
         let p = log_softmax(clean, 1).exp();
         let mut rng = rng_for(&[ctx.seed]);
         let delta =
-            worst_case_delta(ctx.model, p.clone(), |m| perturbed_log_probs(m, &x), &self.inconsistency, &mut rng);
+            worst_case_delta(ctx.model, p.clone(), |m| self.perturbed_log_probs(m, &x), &self.inconsistency, &mut rng);
         let perturbed = linked_copy(ctx.model, &delta);
-        let kl = kl_batchmean(p, perturbed_log_probs(&perturbed, &x));
+        let kl = kl_batchmean(p, self.perturbed_log_probs(&perturbed, &x));
         let s_rho = kl.clone().detach();
         StageOutput { loss: kl, metrics: vec![Metric { name: "s_rho", value: s_rho }] }
     }

@@ -6,13 +6,15 @@
 
 mod fixmatch;
 mod iam_d;
+mod ntxent;
 mod supervised;
 
-pub use fixmatch::{FixMatch, Normalization};
-pub use iam_d::{IamD, IamSource};
+pub use fixmatch::{FixMatch, FixMatchTerms, Normalization};
+pub use iam_d::{IamD, IamSource, ProjectionDistribution};
+pub use ntxent::{l2_normalize, ntxent_logits, ntxent_loss, NtXent};
 pub use supervised::Supervised;
 
-use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::Tensor;
 
 use crate::model::Net;
@@ -67,7 +69,7 @@ pub struct Weighted<B: AutodiffBackend> {
 }
 
 /// Mean cross-entropy of `logits` against integer `targets`, with label smoothing `eps` (0 for none).
-pub fn cross_entropy<B: AutodiffBackend>(
+pub fn cross_entropy<B: Backend>(
     logits: Tensor<B, 2>,
     targets: Tensor<B, 1, burn::tensor::Int>,
     eps: f64,
@@ -76,7 +78,7 @@ pub fn cross_entropy<B: AutodiffBackend>(
 }
 
 /// Cross-entropy per row of `logits` against integer `targets`, with label smoothing `eps`.
-pub fn per_sample_cross_entropy<B: AutodiffBackend>(
+pub fn per_sample_cross_entropy<B: Backend>(
     logits: Tensor<B, 2>,
     targets: Tensor<B, 1, burn::tensor::Int>,
     eps: f64,

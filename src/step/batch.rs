@@ -32,18 +32,38 @@ pub struct ViewKey {
     pub stream: Stream,
     /// The augmentation that made the view.
     pub view: View,
+    /// Which draw of that augmentation (SimCLR's two views of an image are copies 0 and 1 of `simclr`).
+    pub copy: u8,
 }
 
 impl ViewKey {
-    /// A view of a stream.
+    /// The first (usually only) view of a kind in a stream.
     pub fn new(stream: Stream, view: View) -> Self {
-        Self { stream, view }
+        Self { stream, view, copy: 0 }
+    }
+
+    /// The `copy`-th view of a kind in a stream (0-based).
+    pub fn nth(stream: Stream, view: View, copy: u8) -> Self {
+        Self { stream, view, copy }
+    }
+
+    /// Keys of a stream's views in pipeline order, numbering repeated views.
+    pub fn for_views(stream: Stream, views: &[View]) -> Vec<Self> {
+        views
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| Self::nth(stream, v, views[..i].iter().filter(|&&w| w == v).count() as u8))
+            .collect()
     }
 }
 
 impl std::fmt::Display for ViewKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.stream.name(), self.view.name())
+        write!(f, "{}/{}", self.stream.name(), self.view.name())?;
+        if self.copy > 0 {
+            write!(f, "#{}", self.copy)?;
+        }
+        Ok(())
     }
 }
 
@@ -67,9 +87,10 @@ impl<B: Backend> StepBatch<B> {
                 "unlabeled" => Stream::Unlabeled,
                 _ => continue,
             };
-            for v in &s.views {
+            let kinds: Vec<View> = s.views.iter().map(|v| v.view).collect();
+            for (v, key) in s.views.iter().zip(ViewKey::for_views(stream, &kinds)) {
                 let data = TensorData::new(v.data.clone(), v.shape);
-                images.push((ViewKey::new(stream, v.view), Tensor::from_data(data, device)));
+                images.push((key, Tensor::from_data(data, device)));
             }
             let data = TensorData::new(s.labels.clone(), [s.labels.len()]);
             labels.push((stream, Tensor::from_data(data, device)));

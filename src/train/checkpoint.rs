@@ -11,13 +11,12 @@ const MAGIC: &[u8; 16] = b"burnish-ckpt-v1\n";
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
     /// The file system refused.
-    #[error("checkpoint {path}: {source}")]
+    #[error("checkpoint {path}: {error}")]
     Io {
         /// The file.
         path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
+        /// The OS error (in the message, not chained, so it is printed once).
+        error: std::io::Error,
     },
     /// The file is not a burnish checkpoint or is cut short.
     #[error("checkpoint {path}: {reason}")]
@@ -48,7 +47,7 @@ impl Sections {
 
 /// Writes `sections` to `path` atomically.
 pub fn write_atomic(path: &Path, sections: &Sections) -> Result<(), CheckpointError> {
-    let io = |source| CheckpointError::Io { path: path.to_path_buf(), source };
+    let io = |error| CheckpointError::Io { path: path.to_path_buf(), error };
     let mut bytes = Vec::with_capacity(sections.0.iter().map(|(n, b)| n.len() + b.len() + 12).sum::<usize>() + 20);
     bytes.extend_from_slice(MAGIC);
     bytes.extend_from_slice(&(sections.0.len() as u32).to_le_bytes());
@@ -83,7 +82,7 @@ pub fn read(path: &Path) -> Result<Sections, CheckpointError> {
     let mut bytes = Vec::new();
     File::open(path)
         .and_then(|mut f| f.read_to_end(&mut bytes))
-        .map_err(|source| CheckpointError::Io { path: path.to_path_buf(), source })?;
+        .map_err(|error| CheckpointError::Io { path: path.to_path_buf(), error })?;
     let bad = |reason: &str| CheckpointError::Format { path: path.to_path_buf(), reason: reason.to_string() };
     let mut rest = bytes.strip_prefix(MAGIC.as_slice()).ok_or_else(|| bad("not a burnish checkpoint"))?;
     let mut take = |n: usize| -> Result<&[u8], CheckpointError> {

@@ -1,0 +1,81 @@
+//! `ntxent`: SimCLR's normalised-temperature cross-entropy between two views of each image (SPEC §2).
+
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Int, Tensor, TensorData};
+
+use super::{cross_entropy, Metric, Stage, StageContext, StageOutput};
+use crate::step::ViewKey;
+
+/// NT-Xent over the projections of two views: each of the 2N rows must pick its partner among the 2N − 1 others.
+#[derive(Debug, Clone)]
+pub struct NtXent {
+    /// Temperature τ of the similarity logits (default 0.5, SimCLR's CIFAR value).
+    pub temperature: f64,
+    /// The two views whose projections are paired row by row.
+    pub views: [ViewKey; 2],
+}
+
+/// Rows of `z` scaled to unit L2 norm (a zero row stays zero).
+pub fn l2_normalize<B: Backend>(z: Tensor<B, 2>) -> Tensor<B, 2> {
+    let norm = z.clone().powf_scalar(2.0).sum_dim(1).sqrt().clamp_min(1e-12);
+    z / norm
+}
+
+/// The NT-Xent logits of two views' projections and each row's positive.
+///
+/// With z = normalise([z1; z2]) (2N rows), row i holds `z_i · z_j / τ` for every j ≠ i in order, so the
+/// self-similarity is removed rather than masked (a softmax over a row is then a proper distribution over the
+/// other 2N − 1 samples, which `iam-d` with `source = "projection"` relies on). The target of row i is the column
+/// of its partner i ± N.
+pub fn ntxent_logits<B: Backend>(
+    z1: Tensor<B, 2>,
+    z2: Tensor<B, 2>,
+    temperature: f64,
+) -> (Tensor<B, 2>, Tensor<B, 1, Int>) {
+    let n = z1.dims()[0];
+    let device = z1.device();
+    let z = l2_normalize(Tensor::cat(vec![z1, z2], 0));
+    let sim = z.clone().matmul(z.transpose()).div_scalar(temperature);
+    let rows = 2 * n;
+    let others: Vec<i64> =
+        (0..rows).flat_map(|i| (0..rows - 1).map(move |k| if k < i { k as i64 } else { k as i64 + 1 })).collect();
+    let targets: Vec<i64> = (0..rows)
+        .map(|i| {
+            let partner = (i + n) % rows;
+            if partner < i {
+                partner as i64
+            } else {
+                partner as i64 - 1
+            }
+        })
+        .collect();
+    let others = Tensor::<B, 2, Int>::from_data(TensorData::new(others, [rows, rows - 1]), &device);
+    let targets = Tensor::<B, 1, Int>::from_data(TensorData::new(targets, [rows]), &device);
+    (sim.gather(1, others), targets)
+}
+
+/// The NT-Xent loss (mean over the 2N anchors) of two views' projections.
+pub fn ntxent_loss<B: Backend>(z1: Tensor<B, 2>, z2: Tensor<B, 2>, temperature: f64) -> Tensor<B, 1> {
+    let (logits, targets) = ntxent_logits(z1, z2, temperature);
+    cross_entropy(logits, targets, 0.0)
+}
+
+impl<B: AutodiffBackend> Stage<B> for NtXent {
+    fn kind(&self) -> &'static str {
+        "ntxent"
+    }
+
+    fn views(&self) -> Vec<ViewKey> {
+        self.views.to_vec()
+    }
+
+    fn loss(&self, ctx: &StageContext<'_, B>) -> StageOutput<B> {
+        let [a, b] = self.views.map(|k| {
+            ctx.forward.projections(k).expect("the step forwards every listed view through a projection head")
+        });
+        let (logits, targets) = ntxent_logits(a, b, self.temperature);
+        // How often the partner is the most similar sample: SimCLR's contrastive top-1 accuracy.
+        let acc = logits.clone().detach().argmax(1).squeeze_dim::<1>(1).equal(targets.clone()).float().mean();
+        StageOutput { loss: cross_entropy(logits, targets, 0.0), metrics: vec![Metric { name: "acc", value: acc }] }
+    }
+}
