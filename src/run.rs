@@ -10,12 +10,17 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use burn::tensor::backend::AutodiffBackend;
 use indicatif::{ProgressBar, ProgressStyle};
+use rand::seq::SliceRandom;
 use serde::Serialize;
 
+use crate::iam::{measure_classifier, Inconsistency};
+use crate::pipeline::seed::{derive_seed, rng_for};
 use crate::pipeline::Pipeline;
 use crate::plan;
+use crate::probe::ProbeResult;
 use crate::recipe::Recipe;
-use crate::train::{accuracy, StepReport, Trainer};
+use crate::recipe::StageSpec;
+use crate::train::{accuracy, load_images, StepReport, Trainer};
 
 /// Set by the Ctrl-C handler; the loop checkpoints and stops at the next step boundary.
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -46,6 +51,12 @@ pub struct Summary {
     pub test_acc: f64,
     /// Test accuracy of the EMA model (equal to the raw one without EMA).
     pub test_acc_ema: f64,
+    /// Linear-probe accuracy of the final encoder (only with `eval.probe_every > 0`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe_acc: Option<f64>,
+    /// kNN accuracy of the final encoder (only with `eval.probe_every > 0`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub knn_acc: Option<f64>,
     /// Wall time of this invocation in seconds.
     pub wall_s: f64,
     /// The run folder.
@@ -110,7 +121,37 @@ pub fn train<B: AutodiffBackend>(recipe: &Recipe, options: &RunOptions, device: 
         };
         Ok((raw.value(), ema.value()))
     };
+    let probe = |trainer: &Trainer<B>| -> Result<ProbeResult> {
+        let ds = &data.dataset;
+        let cfg = plan::probe_config(recipe);
+        let (train, test, classes, batch) = (&ds.train, &ds.test, ds.num_classes, recipe.eval.batch_size);
+        Ok(crate::probe::probe::<B>(
+            &trainer.eval_model(),
+            train,
+            &data.labeled,
+            test,
+            classes,
+            &data.norm,
+            batch,
+            &cfg,
+        )?)
+    };
+    // Ŝ_ρ during training is measured on one fixed batch of training images, so its curve compares like with like.
+    let measure_batch = {
+        let mut order: Vec<usize> = (0..data.train.len()).collect();
+        order.shuffle(&mut rng_for(&[recipe.seed, 0x6d65_6173]));
+        order.truncate(recipe.eval.batch_size);
+        order
+    };
+    let measure = |trainer: &Trainer<B>| -> Result<f64> {
+        let (x, _) = load_images::<B>(&data.train, &measure_batch, &data.norm, &device)?;
+        let cfg = measure_settings(recipe);
+        let s = measure_classifier(&trainer.model, x, &cfg, 1, derive_seed(&[recipe.seed, trainer.step()]));
+        Ok(s[0])
+    };
     let ckpt_every = recipe.checkpoint.every;
+    let mut last_probe = None;
+    let mut measured = None;
     let mut interrupted = false;
     let mut last_eval = None;
     while trainer.step() < stop_at {
@@ -127,7 +168,18 @@ pub fn train<B: AutodiffBackend>(recipe: &Recipe, options: &RunOptions, device: 
             last_eval = test;
         }
         log.write(&report, images as f64 / secs, waited, test)?;
-        update_bar(&bar, &report, images as f64 / secs);
+        let every = |n: u64| n > 0 && done % n == 0;
+        if every(recipe.eval.probe_every) {
+            let r = probe(&trainer)?;
+            log.extra_row(done, &[("probe_acc", r.linear_acc), ("knn_acc", r.knn_acc)])?;
+            last_probe = Some(r);
+        }
+        if every(recipe.eval.measure_every) {
+            let s = measure(&trainer)?;
+            log.extra_row(done, &[("s_rho_measured", s)])?;
+            measured = Some(s);
+        }
+        update_bar(&bar, &report, images as f64 / secs, measured);
         if ckpt_every > 0 && done % ckpt_every == 0 && done < total {
             save(&trainer, &ckpt_dir, &resolved, recipe.checkpoint.keep)?;
         }
@@ -143,15 +195,25 @@ pub fn train<B: AutodiffBackend>(recipe: &Recipe, options: &RunOptions, device: 
         last_eval.unwrap_or((f64::NAN, f64::NAN))
     } else {
         let r = eval(&trainer)?;
-        log.eval_row(trainer.step(), r)?;
+        log.extra_row(trainer.step(), &[(EVAL_COLUMNS[0], r.0), (EVAL_COLUMNS[1], r.1)])?;
         r
     };
+    if recipe.eval.probe_every > 0
+        && !interrupted
+        && last_probe.is_none_or(|_| !total.is_multiple_of(recipe.eval.probe_every))
+    {
+        let r = probe(&trainer)?;
+        log.extra_row(trainer.step(), &[("probe_acc", r.linear_acc), ("knn_acc", r.knn_acc)])?;
+        last_probe = Some(r);
+    }
     let summary = Summary {
         name: recipe.name.clone(),
         steps: trainer.step(),
         interrupted,
         test_acc,
         test_acc_ema,
+        probe_acc: last_probe.map(|r| r.linear_acc),
+        knn_acc: last_probe.map(|r| r.knn_acc),
         wall_s: started.elapsed().as_secs_f64(),
         run_dir: run_dir.clone(),
     };
@@ -218,13 +280,13 @@ fn progress_bar(show: bool, total: u64, start: u64) -> ProgressBar {
     bar
 }
 
-fn update_bar(bar: &ProgressBar, report: &StepReport, images_per_s: f64) {
+fn update_bar(bar: &ProgressBar, report: &StepReport, images_per_s: f64, measured: Option<f64>) {
     let get = |k: &str| report.metrics.iter().find(|(n, _)| n == k || n.ends_with(&format!("/{k}"))).map(|(_, v)| *v);
     let mut msg = format!("loss {:.4} lr {:.4}", get("loss").unwrap_or(f64::NAN), report.lr);
     if let Some(m) = get("mask_rate") {
         msg += &format!(" mask {m:.2}");
     }
-    if let Some(s) = get("s_rho") {
+    if let Some(s) = get("s_rho").or(measured) {
         msg += &format!(" Ŝρ {s:.2e}");
     }
     msg += &format!(" {images_per_s:.0} img/s");
@@ -300,9 +362,14 @@ impl MetricsLog {
         Ok(())
     }
 
-    fn eval_row(&mut self, step: u64, (raw, ema): (f64, f64)) -> Result<()> {
-        let obj = serde_json::json!({ "step": step, EVAL_COLUMNS[0]: json_f64(raw), EVAL_COLUMNS[1]: json_f64(ema) });
-        writeln!(self.jsonl, "{obj}")?;
+    /// A `metrics.jsonl` row of measurements that are not per step (final test accuracy, probes, Ŝ_ρ).
+    fn extra_row(&mut self, step: u64, values: &[(&str, f64)]) -> Result<()> {
+        let mut obj = serde_json::Map::new();
+        obj.insert("step".into(), step.into());
+        for (k, v) in values {
+            obj.insert(k.to_string(), json_f64(*v));
+        }
+        writeln!(self.jsonl, "{}", serde_json::Value::Object(obj))?;
         Ok(())
     }
 }
@@ -320,4 +387,20 @@ fn read_lines(path: &Path) -> Result<Vec<String>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
+}
+
+/// Algorithm 1's settings for `eval.measure_every`: the recipe's iam-d (else iam-s) ρ, σ, K; the paper's defaults
+/// otherwise.
+fn measure_settings(recipe: &Recipe) -> Inconsistency {
+    let from_stage = recipe.stages.iter().find_map(|s| match s {
+        StageSpec::IamD(d) => Some(Inconsistency { rho: d.rho, sigma: d.sigma, steps: d.steps }),
+        _ => None,
+    });
+    let u = &recipe.update;
+    let from_rule = (u.rule == crate::recipe::UpdateRuleKind::IamS).then_some(Inconsistency {
+        rho: u.rho,
+        sigma: u.sigma,
+        steps: u.steps,
+    });
+    from_stage.or(from_rule).unwrap_or_default()
 }

@@ -51,7 +51,12 @@ fn train_writes_a_complete_run_folder() {
     let kept = std::fs::read_dir(dir.join("checkpoints")).expect("checkpoints").count();
     assert_eq!(kept, 2, "checkpoint.keep = 2 most recent");
     // `measure` reads the checkpoint (and the recipe inside it) and reports Ŝ_ρ per restart and their mean/std.
-    let ckpt = std::fs::read_dir(dir.join("checkpoints")).expect("checkpoints").filter_map(|e| e.ok()).map(|e| e.path()).max().expect("a checkpoint");
+    let ckpt = std::fs::read_dir(dir.join("checkpoints"))
+        .expect("checkpoints")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .max()
+        .expect("a checkpoint");
     let m = burnish(&["measure", ckpt.to_str().expect("utf-8"), "--restarts", "3", "--batch", "32"], tmp.path());
     assert!(m.status.success(), "{}", text(&m));
     let out = String::from_utf8_lossy(&m.stdout).to_string();

@@ -2,28 +2,16 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
-use burn::tensor::activation::{log_softmax, softmax};
-use clap::ValueEnum;
+use anyhow::Result;
 use rand::seq::SliceRandom;
 
 use crate::backend::{device, Train};
-use crate::iam::{local_inconsistency, Inconsistency};
-use crate::model::{BnMode, Net};
+use crate::iam::{measure_classifier, Inconsistency};
 use crate::pipeline::seed::rng_for;
-use crate::plan;
 use crate::recipe::{Recipe, StageSpec, UpdateRuleKind};
-use crate::train::checkpoint;
-use crate::train::{load_images, load_model_bytes, Trainer};
+use crate::train::load_images;
 
-/// Which split `measure` draws its batch from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SplitChoice {
-    /// The training split.
-    Train,
-    /// The test split.
-    Test,
-}
+use super::ckpt::{Loaded, SplitChoice};
 
 /// Arguments of `burnish measure`.
 #[derive(Debug, Clone, clap::Args)]
@@ -69,38 +57,22 @@ fn recipe_rho(recipe: &Recipe) -> Option<f64> {
 pub fn run(args: &MeasureArgs) -> Result<()> {
     anyhow::ensure!(args.restarts >= 1, "--restarts must be at least 1");
     anyhow::ensure!(args.batch >= 1, "--batch must be at least 1");
-    let mut sections = checkpoint::read(&args.ckpt)?;
-    let meta = sections.take("meta").context("the checkpoint has no recipe (meta section)")?;
-    let origin = format!("{} (embedded recipe)", args.ckpt.display());
-    let recipe = Recipe::from_str(&String::from_utf8(meta).context("embedded recipe is not UTF-8")?, &origin, &[])?;
-    let data = plan::data(&recipe)?;
-    let (channels, _, _) = data.dataset.shape();
+    let loaded = Loaded::open(&args.ckpt)?;
+    let (recipe, data) = (&loaded.recipe, &loaded.data);
     let dev = device();
-    let model: Net<Train> =
-        Trainer::<Train>::init_model(&plan::net(&recipe, channels, data.dataset.num_classes), recipe.seed, &dev);
     let section = if args.ema { "ema" } else { "model" };
-    let bytes = sections.take(section).with_context(|| format!("the checkpoint has no `{section}` weights"))?;
-    let model = load_model_bytes(model, bytes, &dev).map_err(anyhow::Error::msg)?;
-    let split = match args.split {
-        SplitChoice::Train => &data.dataset.train,
-        SplitChoice::Test => &data.dataset.test,
-    };
+    let model = loaded.model(args.ema)?;
+    let split = args.split.of(&data.dataset);
     let mut order: Vec<usize> = (0..split.len()).collect();
     order.shuffle(&mut rng_for(&[args.seed, 0x6d65_6173]));
     order.truncate(args.batch);
     let (x, _) = load_images::<Train>(split, &order, &data.norm, &dev)?;
     let cfg =
-        Inconsistency { rho: args.rho.or(recipe_rho(&recipe)).unwrap_or(0.1), sigma: args.sigma, steps: args.steps };
+        Inconsistency { rho: args.rho.or(recipe_rho(recipe)).unwrap_or(0.1), sigma: args.sigma, steps: args.steps };
     anyhow::ensure!(cfg.rho > 0.0, "--rho must be positive");
-    // Measurement normalises with batch statistics, as the perturbed passes do, and never stores them.
-    let p = softmax(model.forward(x.clone(), BnMode::TrainNoStats).logits, 1).detach();
-    let log_q = |m: &Net<Train>| log_softmax(m.forward(x.clone(), BnMode::TrainNoStats).logits, 1);
-    let mut values = Vec::with_capacity(args.restarts);
-    for r in 0..args.restarts {
-        let (s, _) = local_inconsistency(&model, p.clone(), log_q, &cfg, &mut rng_for(&[args.seed, r as u64]));
-        let s: f64 = s.into_data().convert::<f64>().to_vec::<f64>().map_err(|e| anyhow::anyhow!("{e:?}"))?[0];
+    let values = measure_classifier(&model, x, &cfg, args.restarts, args.seed);
+    for (r, s) in values.iter().enumerate() {
         println!("restart {r}: s_rho={s:.6e}");
-        values.push(s);
     }
     let n = values.len() as f64;
     let mean = values.iter().sum::<f64>() / n;

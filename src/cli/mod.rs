@@ -1,7 +1,14 @@
 //! The `burnish` command line: argument parsing (clap) and one function per command.
 
 mod bench;
+mod ckpt;
+mod eval;
+mod export;
 mod measure;
+mod plot;
+mod preview;
+mod probe;
+mod recipes;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -64,10 +71,22 @@ pub enum Command {
         /// The recipe and its overrides.
         recipe: RecipeArgs,
     },
+    /// Test accuracy of a checkpoint's raw and EMA weights.
+    Eval(eval::EvalArgs),
+    /// Linear-probe and kNN accuracy of a checkpoint's frozen encoder (SimCLR evaluation).
+    Probe(probe::ProbeArgs),
+    /// List the shipped recipes with a one-line description each.
+    Recipes(recipes::RecipesArgs),
     /// Measure the local inconsistency Ŝ_ρ of a checkpoint (Algorithm 1, R restarts × K steps).
     Measure(measure::MeasureArgs),
     /// Time training steps of a recipe: with the data pipeline, and on one reused batch.
     Bench(bench::BenchArgs),
+    /// Write a PNG grid of training images and the augmented views the recipe's pipeline makes of them.
+    Preview(preview::PreviewArgs),
+    /// Draw PNG figures (loss, accuracy, mask rate, Ŝ_ρ, learning rate) of a run's metrics.jsonl.
+    Plot(plot::PlotArgs),
+    /// Write a checkpoint's weights as a safetensors file with PyTorch-style names.
+    Export(export::ExportArgs),
 }
 
 /// Parses the process arguments, runs the command and turns errors into a message and exit code 1.
@@ -125,7 +144,13 @@ fn run_command(command: Command) -> Result<()> {
             print!("{}", r.to_toml());
             Ok(())
         }
+        Command::Eval(args) => eval::run(&args),
+        Command::Probe(args) => probe::run(&args),
+        Command::Recipes(args) => recipes::run(&args),
         Command::Measure(args) => measure::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Preview(args) => preview::run(&args),
+        Command::Plot(args) => plot::run(&args),
+        Command::Export(args) => export::run(&args),
     }
 }

@@ -1,0 +1,45 @@
+//! `burnish eval CKPT`: top-1 accuracy of a checkpoint's raw and EMA weights on a split, without augmentation.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use burn::module::AutodiffModule;
+
+use super::ckpt::{Loaded, SplitChoice};
+use crate::backend::device;
+use crate::train::accuracy;
+
+/// Arguments of `burnish eval`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EvalArgs {
+    /// A checkpoint written by `burnish train` (runs/<run>/checkpoints/step-*.ckpt).
+    pub ckpt: PathBuf,
+    /// Split to evaluate on.
+    #[arg(long, value_enum, default_value_t = SplitChoice::Test)]
+    pub split: SplitChoice,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 256)]
+    pub batch: usize,
+}
+
+/// Runs `burnish eval`; the last line is `<split>_acc_ema=<x> <split>_acc=<y>` (EMA equals raw without EMA).
+pub fn run(args: &EvalArgs) -> Result<()> {
+    anyhow::ensure!(args.batch >= 1, "--batch must be at least 1");
+    let loaded = Loaded::open(&args.ckpt)?;
+    let data = &loaded.data;
+    let split = args.split.of(&data.dataset);
+    let dev = device();
+    let score = |ema: bool| -> Result<f64> {
+        let model = loaded.model(ema)?.valid();
+        Ok(accuracy(&model, split, None, &data.norm, args.batch, &dev)?.value())
+    };
+    let raw = score(false)?;
+    let ema = if loaded.has_ema() { score(true)? } else { raw };
+    let name = match args.split {
+        SplitChoice::Train => "train",
+        SplitChoice::Test => "test",
+    };
+    println!("recipe={} step={} images={}", loaded.recipe.name, loaded.step, split.len());
+    println!("{name}_acc_ema={ema:.4} {name}_acc={raw:.4}");
+    Ok(())
+}
