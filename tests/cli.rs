@@ -1,26 +1,11 @@
 //! The command line end to end: a short training run and its run folder, an interrupted run resumed to the same
 //! result as an uninterrupted one, and bad recipes reported without a panic.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
 mod common;
 
-use common::TINY_RECIPE as RECIPE;
-
-fn burnish(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_burnish")).args(args).current_dir(cwd).output().expect("the binary runs")
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-fn run_dir(out: &Output) -> PathBuf {
-    let line =
-        text(out).lines().find_map(|l| l.strip_prefix("run folder: ").map(str::to_string)).expect("run folder line");
-    PathBuf::from(line)
-}
+use common::{burnish, latest_checkpoint, run_dir, text, TINY_RECIPE as RECIPE};
 
 fn summary(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).expect("summary.json")).expect("json")
@@ -51,12 +36,7 @@ fn train_writes_a_complete_run_folder() {
     let kept = std::fs::read_dir(dir.join("checkpoints")).expect("checkpoints").count();
     assert_eq!(kept, 2, "checkpoint.keep = 2 most recent");
     // `measure` reads the checkpoint (and the recipe inside it) and reports Ŝ_ρ per restart and their mean/std.
-    let ckpt = std::fs::read_dir(dir.join("checkpoints"))
-        .expect("checkpoints")
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .max()
-        .expect("a checkpoint");
+    let ckpt = latest_checkpoint(&dir);
     let m = burnish(&["measure", ckpt.to_str().expect("utf-8"), "--restarts", "3", "--batch", "32"], tmp.path());
     assert!(m.status.success(), "{}", text(&m));
     let out = String::from_utf8_lossy(&m.stdout).to_string();

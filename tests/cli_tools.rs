@@ -2,24 +2,16 @@
 //! a run's metrics) and `export` (a checkpoint as a safetensors file with PyTorch-style names).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use burnish::recipe::Recipe;
 
 mod common;
 
-use common::TINY_RECIPE as RECIPE;
+use common::{burnish, latest_checkpoint, text, TINY_RECIPE as RECIPE};
 
 /// White pixels between the cells of a preview grid (documented in `burnish preview`).
 const GAP: u32 = 4;
-
-fn burnish(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_burnish")).args(args).current_dir(cwd).output().expect("the binary runs")
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
 
 fn fails_naming(out: &Output, what: &str) {
     let msg = text(out);
@@ -170,12 +162,7 @@ fn export_writes_pytorch_named_safetensors() {
 
     let tmp = setup();
     let dir = tiny_run(tmp.path());
-    let ckpt = std::fs::read_dir(dir.join("checkpoints"))
-        .expect("checkpoints")
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .max()
-        .expect("a checkpoint");
+    let ckpt = latest_checkpoint(&dir);
     let out = burnish(&["export", ckpt.to_str().expect("utf-8"), "--out", "m.safetensors"], tmp.path());
     assert!(out.status.success(), "{}", text(&out));
     let bytes = std::fs::read(tmp.path().join("m.safetensors")).expect("written");

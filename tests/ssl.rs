@@ -2,8 +2,12 @@
 //! of that encoder against the probe of its random initialisation.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::Arc;
+
+mod common;
+
+use common::{burnish, text};
 
 use burnish::data::Split;
 use burnish::pipeline::{Batch, Normalize, Pipeline, PipelineConfig, StreamSpec};
@@ -128,14 +132,6 @@ enabled = false
 [checkpoint]
 every = 80
 "#;
-
-fn burnish(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_burnish")).args(args).current_dir(cwd).output().expect("the binary runs")
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
 
 fn field(out: &Output, key: &str) -> f64 {
     let last = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default().to_string();

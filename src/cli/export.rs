@@ -20,13 +20,12 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use burn::module::{Module, ModuleVisitor, Param, ParamId};
+use burn::module::Module;
 use burn::tensor::backend::Backend;
-use burn::tensor::Tensor;
 use safetensors::tensor::TensorView;
 use safetensors::Dtype;
 
-use crate::model::{param_infos, ParamKind};
+use crate::model::{param_values, ParamKind};
 
 /// Arguments of `burnish export`.
 #[derive(Debug, Clone, clap::Args)]
@@ -95,22 +94,11 @@ fn naming(e: anyhow::Error, ckpt: &Path) -> anyhow::Error {
 
 /// Every float tensor of `module` under its PyTorch-style name, linear weights transposed to `[out, in]`.
 pub fn tensors<B: Backend, M: Module<B>>(module: &M) -> Result<Vec<Exported>> {
-    let infos = param_infos(module);
-    let mut collector = Collector { path: Vec::new(), values: Vec::new() };
-    module.visit(&mut collector);
-    anyhow::ensure!(
-        collector.values.len() == infos.len(),
-        "internal error: {} tensors visited, {} named",
-        collector.values.len(),
-        infos.len()
-    );
-    infos
+    param_values(module)
         .into_iter()
-        .zip(collector.values)
-        .map(|(info, v)| {
-            anyhow::ensure!(info.id == v.id, "internal error: tensor order differs at {}", info.name);
-            let values = v.values.map_err(|e| anyhow::anyhow!("cannot read tensor {}: {e}", info.name))?;
-            let (shape, values) = if v.linear_weight && info.kind == ParamKind::Weight && info.shape.len() == 2 {
+        .map(|(info, values)| {
+            let values = values.map_err(|e| anyhow::anyhow!("cannot read tensor {}: {e}", info.name))?;
+            let (shape, values) = if info.linear_weight && info.kind == ParamKind::Weight {
                 let (rows, cols) = (info.shape[0], info.shape[1]);
                 (vec![cols, rows], transpose(&values, rows, cols))
             } else {
@@ -149,36 +137,4 @@ fn write(tensors: &[Exported], metadata: HashMap<String, String>, path: &Path) -
     }
     let data = safetensors::serialize(views, Some(metadata)).context("cannot serialise the tensors")?;
     std::fs::write(path, data).with_context(|| format!("cannot write {}", path.display()))
-}
-
-/// One visited tensor's values, in visiting order (the order of [`param_infos`]).
-struct Visited {
-    id: ParamId,
-    /// Whether it is the `weight` of a `Linear` (stored `[in, out]` by Burn).
-    linear_weight: bool,
-    values: Result<Vec<f32>, String>,
-}
-
-/// Visits a module and reads every float tensor back as `f32`.
-struct Collector {
-    /// (field name, type of the container the field belongs to) from the root down.
-    path: Vec<(String, String)>,
-    values: Vec<Visited>,
-}
-
-impl<B: Backend> ModuleVisitor<B> for Collector {
-    fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.path.push((name.to_string(), container_type.to_string()));
-    }
-
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.pop();
-    }
-
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-        let linear_weight = D == 2
-            && self.path.last().is_some_and(|(field, container)| field == "weight" && container == "Struct:Linear");
-        let values = param.val().into_data().convert::<f32>().to_vec::<f32>().map_err(|e| format!("{e:?}"));
-        self.values.push(Visited { id: param.id, linear_weight, values });
-    }
 }

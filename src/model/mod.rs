@@ -19,7 +19,7 @@ pub use arch::{Arch, ArchError, VALID_NAMES};
 pub use batch_norm::{BatchNorm, BatchNormConfig, BnMode};
 pub use cnn_small::{CnnSmall, CnnSmallConfig, ConvBn};
 pub use net::{Backbone, Net, NetConfig, NetConfigError, NetOutput};
-pub use params::{num_params, param_infos, ParamInfo, ParamKind};
+pub use params::{num_params, param_infos, param_values, ParamInfo, ParamKind};
 pub use projection::{ProjectionConfig, ProjectionHead};
 pub use resnet::{Downsample, ResNet, ResNetBlock, ResNetConfig, ResNetStage};
 pub use running_stat::RunningStat;

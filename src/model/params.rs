@@ -51,19 +51,30 @@ pub struct ParamInfo {
     pub kind: ParamKind,
     /// Shape in Burn's layout (a `Linear` weight is `[in, out]`, transposed from PyTorch).
     pub shape: Vec<usize>,
+    /// Whether this is the weight of a `Linear`, stored `[in, out]` where PyTorch stores `[out, in]`.
+    pub linear_weight: bool,
 }
 
 /// Every float tensor of `module` (parameters and buffers) in visiting order.
 pub fn param_infos<B: Backend, M: Module<B>>(module: &M) -> Vec<ParamInfo> {
-    let mut collector = Collector { path: Vec::new(), infos: Vec::new() };
+    let mut collector = Collector { path: Vec::new(), infos: Vec::new(), values: None };
     module.visit(&mut collector);
     collector.infos
+}
+
+/// Every float tensor of `module` with its values in Burn's layout (row-major `f32`), in visiting order.
+pub fn param_values<B: Backend, M: Module<B>>(module: &M) -> Vec<(ParamInfo, Result<Vec<f32>, String>)> {
+    let mut collector = Collector { path: Vec::new(), infos: Vec::new(), values: Some(Vec::new()) };
+    module.visit(&mut collector);
+    collector.infos.into_iter().zip(collector.values.unwrap_or_default()).collect()
 }
 
 struct Collector {
     /// (field name, type of the container the field belongs to) from the root down.
     path: Vec<(String, String)>,
     infos: Vec<ParamInfo>,
+    /// Read back every tensor's values too (only `param_values` pays for it).
+    values: Option<Vec<Result<Vec<f32>, String>>>,
 }
 
 impl<B: Backend> ModuleVisitor<B> for Collector {
@@ -85,7 +96,11 @@ impl<B: Backend> ModuleVisitor<B> for Collector {
             .join(".");
         let (field, container) = self.path.last().map(|(f, c)| (f.as_str(), c.as_str())).unwrap_or(("", ""));
         let kind = classify(field, container, D);
-        self.infos.push(ParamInfo { id: param.id, name, kind, shape: param.val().dims().to_vec() });
+        let linear_weight = D == 2 && field == "weight" && container == "Struct:Linear";
+        self.infos.push(ParamInfo { id: param.id, name, kind, shape: param.val().dims().to_vec(), linear_weight });
+        if let Some(values) = &mut self.values {
+            values.push(param.val().into_data().convert::<f32>().to_vec::<f32>().map_err(|e| format!("{e:?}")));
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! What several integration tests share.
 
+#[allow(dead_code)]
 /// A tiny FixMatch + IAM-D recipe on 200 synthetic images: seconds per run in the test profile.
 pub const TINY_RECIPE: &str = r#"
 name = "cli-test"
@@ -39,3 +40,39 @@ every = 10
 [checkpoint]
 every = 5
 "#;
+
+// Not every test binary that includes this module uses every helper.
+#[allow(dead_code)]
+/// Runs the `burnish` binary with `args` in `cwd`.
+pub fn burnish(args: &[&str], cwd: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_burnish"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("the binary runs")
+}
+
+#[allow(dead_code)]
+/// stdout and stderr of a finished command, for assertion messages.
+pub fn text(o: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+#[allow(dead_code)]
+/// The run folder a `burnish train` printed (relative to its working directory).
+pub fn run_dir(out: &std::process::Output) -> std::path::PathBuf {
+    let line =
+        text(out).lines().find_map(|l| l.strip_prefix("run folder: ").map(str::to_string)).expect("run folder line");
+    std::path::PathBuf::from(line)
+}
+
+#[allow(dead_code)]
+/// The checkpoint with the highest step in a run folder.
+pub fn latest_checkpoint(run_dir: &std::path::Path) -> std::path::PathBuf {
+    std::fs::read_dir(run_dir.join("checkpoints"))
+        .expect("checkpoints")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .max()
+        .expect("a checkpoint")
+}
