@@ -8,7 +8,7 @@ use burnish::recipe::Recipe;
 
 mod common;
 
-use common::{burnish, latest_checkpoint, text, TINY_RECIPE as RECIPE};
+use common::{burnish, latest_checkpoint, run_dir, text, TINY_RECIPE as RECIPE};
 
 /// White pixels between the cells of a preview grid (documented in `burnish preview`).
 const GAP: u32 = 4;
@@ -44,9 +44,40 @@ fn tiny_run(cwd: &Path) -> PathBuf {
         cwd,
     );
     assert!(out.status.success(), "{}", text(&out));
-    let line =
-        text(&out).lines().find_map(|l| l.strip_prefix("run folder: ").map(str::to_string)).expect("run folder line");
-    cwd.join(line)
+    cwd.join(run_dir(&out))
+}
+
+#[test]
+fn eval_reproduces_the_final_accuracy_and_recipes_lists_the_shipped_ones() {
+    let tmp = setup();
+    let dir = tiny_run(tmp.path());
+    let out = burnish(&["eval", latest_checkpoint(&dir).to_str().expect("utf-8")], tmp.path());
+    assert!(out.status.success(), "{}", text(&out));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).expect("summary")).expect("json");
+    let expected = format!(
+        "test_acc_ema={:.4} test_acc={:.4}",
+        summary["test_acc_ema"].as_f64().expect("ema"),
+        summary["test_acc"].as_f64().expect("raw")
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(stdout.lines().last(), Some(expected.as_str()), "the checkpoint at the last step scores as the run did");
+
+    // Run from the source tree: `recipes` lists every shipped recipe with its description.
+    let out = burnish(&["recipes"], Path::new(env!("CARGO_MANIFEST_DIR")));
+    assert!(out.status.success(), "{}", text(&out));
+    let listing = String::from_utf8_lossy(&out.stdout).to_string();
+    for (file, words) in [
+        ("quickstart.toml", "FixMatch + IAM-D"),
+        ("fashion-mnist/fixmatch-iam.toml", "FixMatch + IAM-D"),
+        ("cifar10/simclr-iam.toml", "SimCLR + IAM-D"),
+    ] {
+        let line = listing.lines().find(|l| l.starts_with(file)).unwrap_or_else(|| panic!("{file} missing: {listing}"));
+        assert!(line.contains(words), "{line}");
+    }
+    assert!(!listing.contains("INVALID"), "{listing}");
+    let bad = burnish(&["recipes", "--dir", "no-such-dir"], tmp.path());
+    fails_naming(&bad, "no-such-dir");
 }
 
 #[test]
