@@ -5,10 +5,12 @@ use std::sync::Arc;
 
 use burn::tensor::backend::AutodiffBackend;
 use burnish_augment::View;
+use rand::seq::SliceRandom;
 
 use crate::data::{self, labeled_indices, unlabeled_indices, DataError, Dataset, LoadOptions, SyntheticOptions};
 use crate::iam::Inconsistency;
 use crate::model::{NetConfig, ProjectionConfig};
+use crate::pipeline::seed::rng_for;
 use crate::pipeline::{Normalize, PipelineConfig, StreamSpec};
 use crate::probe::ProbeConfig;
 use crate::recipe::{
@@ -239,4 +241,26 @@ pub fn probe_config(recipe: &Recipe) -> ProbeConfig {
         knn_temperature: e.knn_temperature,
         seed: recipe.seed,
     }
+}
+
+/// Algorithm 1's settings a recipe trains with: its iam-d stage's ρ, σ, K, else its iam-s rule's, else the
+/// paper's defaults. `burnish measure` and `eval.measure_every` measure Ŝ_ρ with them.
+pub fn inconsistency_settings(recipe: &Recipe) -> Inconsistency {
+    let from_stage = recipe.stages.iter().find_map(|s| match s {
+        StageSpec::IamD(d) => Some(Inconsistency { rho: d.rho, sigma: d.sigma, steps: d.steps }),
+        _ => None,
+    });
+    let u = &recipe.update;
+    let from_rule =
+        (u.rule == UpdateRuleKind::IamS).then_some(Inconsistency { rho: u.rho, sigma: u.sigma, steps: u.steps });
+    from_stage.or(from_rule).unwrap_or_default()
+}
+
+/// The `n` images (of a split of `len`) that Ŝ_ρ is measured on: a fixed draw for `seed`, so measurements of
+/// different checkpoints compare like with like.
+pub fn measure_indices(len: usize, n: usize, seed: u64) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..len).collect();
+    order.shuffle(&mut rng_for(&[seed, 0x6d65_6173]));
+    order.truncate(n);
+    order
 }

@@ -9,17 +9,16 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::Tensor;
 use indicatif::{ProgressBar, ProgressStyle};
-use rand::seq::SliceRandom;
 use serde::Serialize;
 
-use crate::iam::{measure_classifier, Inconsistency};
-use crate::pipeline::seed::{derive_seed, rng_for};
+use crate::iam::measure_classifier;
+use crate::pipeline::seed::derive_seed;
 use crate::pipeline::Pipeline;
 use crate::plan;
 use crate::probe::ProbeResult;
 use crate::recipe::Recipe;
-use crate::recipe::StageSpec;
 use crate::train::{accuracy, load_images, StepReport, Trainer};
 
 /// Set by the Ctrl-C handler; the loop checkpoints and stops at the next step boundary.
@@ -136,18 +135,17 @@ pub fn train<B: AutodiffBackend>(recipe: &Recipe, options: &RunOptions, device: 
             &cfg,
         )?)
     };
-    // Ŝ_ρ during training is measured on one fixed batch of training images, so its curve compares like with like.
-    let measure_batch = {
-        let mut order: Vec<usize> = (0..data.train.len()).collect();
-        order.shuffle(&mut rng_for(&[recipe.seed, 0x6d65_6173]));
-        order.truncate(recipe.eval.batch_size);
-        order
+    // Ŝ_ρ during training is measured on one fixed batch of training images, loaded once, so its curve compares
+    // like with like.
+    let measure_images = if recipe.eval.measure_every > 0 {
+        let indices = plan::measure_indices(data.train.len(), recipe.eval.batch_size, recipe.seed);
+        Some(load_images::<B>(&data.train, &indices, &data.norm, &device)?.0)
+    } else {
+        None
     };
-    let measure = |trainer: &Trainer<B>| -> Result<f64> {
-        let (x, _) = load_images::<B>(&data.train, &measure_batch, &data.norm, &device)?;
-        let cfg = measure_settings(recipe);
-        let s = measure_classifier(&trainer.model, x, &cfg, 1, derive_seed(&[recipe.seed, trainer.step()]));
-        Ok(s[0])
+    let measure = |trainer: &Trainer<B>, x: &Tensor<B, 4>| -> f64 {
+        let cfg = plan::inconsistency_settings(recipe);
+        measure_classifier(&trainer.model, x.clone(), &cfg, 1, derive_seed(&[recipe.seed, trainer.step()]))[0]
     };
     let ckpt_every = recipe.checkpoint.every;
     let mut last_probe = None;
@@ -174,8 +172,8 @@ pub fn train<B: AutodiffBackend>(recipe: &Recipe, options: &RunOptions, device: 
             log.extra_row(done, &[("probe_acc", r.linear_acc), ("knn_acc", r.knn_acc)])?;
             last_probe = Some(r);
         }
-        if every(recipe.eval.measure_every) {
-            let s = measure(&trainer)?;
+        if let Some(x) = measure_images.as_ref().filter(|_| every(recipe.eval.measure_every)) {
+            let s = measure(&trainer, x);
             log.extra_row(done, &[("s_rho_measured", s)])?;
             measured = Some(s);
         }
@@ -387,20 +385,4 @@ fn read_lines(path: &Path) -> Result<Vec<String>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
-}
-
-/// Algorithm 1's settings for `eval.measure_every`: the recipe's iam-d (else iam-s) ρ, σ, K; the paper's defaults
-/// otherwise.
-fn measure_settings(recipe: &Recipe) -> Inconsistency {
-    let from_stage = recipe.stages.iter().find_map(|s| match s {
-        StageSpec::IamD(d) => Some(Inconsistency { rho: d.rho, sigma: d.sigma, steps: d.steps }),
-        _ => None,
-    });
-    let u = &recipe.update;
-    let from_rule = (u.rule == crate::recipe::UpdateRuleKind::IamS).then_some(Inconsistency {
-        rho: u.rho,
-        sigma: u.sigma,
-        steps: u.steps,
-    });
-    from_stage.or(from_rule).unwrap_or_default()
 }

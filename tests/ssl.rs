@@ -91,6 +91,7 @@ enabled = false
 probe_every = 6
 probe_epochs = 5
 knn_k = 20
+measure_every = 4
 
 [checkpoint]
 every = 6
@@ -167,6 +168,11 @@ fn simclr_with_iam_d_on_projections_trains_and_probes_periodically() {
     let probes: Vec<&serde_json::Value> = rows.iter().filter(|r| r.get("probe_acc").is_some()).collect();
     assert_eq!(probes.len(), 2, "eval.probe_every = 6 probes at steps 6 and 12");
     assert!(probes.iter().all(|r| r["knn_acc"].as_f64().is_some_and(|a| (0.0..=1.0).contains(&a))));
+    // eval.measure_every = 4: Ŝ_ρ of the classifier on one fixed training batch at steps 4, 8 and 12.
+    let measured: Vec<(u64, f64)> =
+        rows.iter().filter_map(|r| Some((r["step"].as_u64()?, r.get("s_rho_measured")?.as_f64()?))).collect();
+    assert_eq!(measured.iter().map(|m| m.0).collect::<Vec<_>>(), vec![4, 8, 12], "{measured:?}");
+    assert!(measured.iter().all(|m| m.1.is_finite() && m.1 > 0.0), "{measured:?}");
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).expect("summary")).expect("json");
     assert_eq!(summary["probe_acc"], probes[1]["probe_acc"], "the summary carries the last probe");

@@ -3,12 +3,10 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use rand::seq::SliceRandom;
 
 use crate::backend::{device, Train};
 use crate::iam::{measure_classifier, Inconsistency};
-use crate::pipeline::seed::rng_for;
-use crate::recipe::{Recipe, StageSpec, UpdateRuleKind};
+use crate::plan;
 use crate::train::load_images;
 
 use super::ckpt::{Loaded, SplitChoice};
@@ -44,15 +42,6 @@ pub struct MeasureArgs {
     pub seed: u64,
 }
 
-/// The radius a recipe trains with: its `iam-d` stage's ρ, else its `iam-s` rule's ρ.
-fn recipe_rho(recipe: &Recipe) -> Option<f64> {
-    recipe.stages.iter().find_map(|s| if let StageSpec::IamD(d) = s { Some(d.rho) } else { None }).or((recipe
-        .update
-        .rule
-        == UpdateRuleKind::IamS)
-        .then_some(recipe.update.rho))
-}
-
 /// Runs `burnish measure`.
 pub fn run(args: &MeasureArgs) -> Result<()> {
     anyhow::ensure!(args.restarts >= 1, "--restarts must be at least 1");
@@ -63,12 +52,10 @@ pub fn run(args: &MeasureArgs) -> Result<()> {
     let section = if args.ema { "ema" } else { "model" };
     let model = loaded.model(args.ema)?;
     let split = args.split.of(&data.dataset);
-    let mut order: Vec<usize> = (0..split.len()).collect();
-    order.shuffle(&mut rng_for(&[args.seed, 0x6d65_6173]));
-    order.truncate(args.batch);
+    let order = plan::measure_indices(split.len(), args.batch, args.seed);
     let (x, _) = load_images::<Train>(split, &order, &data.norm, &dev)?;
-    let cfg =
-        Inconsistency { rho: args.rho.or(recipe_rho(recipe)).unwrap_or(0.1), sigma: args.sigma, steps: args.steps };
+    let rho = args.rho.unwrap_or(plan::inconsistency_settings(recipe).rho);
+    let cfg = Inconsistency { rho, sigma: args.sigma, steps: args.steps };
     anyhow::ensure!(cfg.rho > 0.0, "--rho must be positive");
     let values = measure_classifier(&model, x, &cfg, args.restarts, args.seed);
     for (r, s) in values.iter().enumerate() {
