@@ -7,15 +7,16 @@
 //! - **Class = shape family**, drawn anti-aliased: disk, ring, square, triangle, plus, stripes (a round
 //!   patch of bars), checker (a square checkerboard patch), frame (hollow square), ellipse, and
 //!   triangle outline. Several pairs differ only by filled vs hollow or by aspect, so the model has to
-//!   learn shape, not colour or blob size.
-//! - **Nuisance factors are exactly the ones FixMatch's augmentations vary**: every shape is drawn at a
-//!   random rotation, so mirror images stay in the class (horizontal flip); at a random position and
-//!   scale (translation, crops); in a random colour, either light-on-dark or dark-on-light (colour,
-//!   contrast, solarize, equalize ops). A class is therefore invariant to the weak and strong views,
-//!   which is what makes pseudo-labels on unlabeled images informative.
-//! - **Background and clutter** keep 40 labelled images from being enough: a random two-colour gradient,
-//!   a low-frequency sinusoidal texture, per-pixel noise, and a few small distractors (dots and thin
-//!   line segments, some drawn on top of the shape) that are smaller/thinner than any class shape.
+//!   learn shape, not colour or blob size. Every shape is mirror-symmetric, so a flipped image stays in
+//!   its class.
+//! - **The nuisance that separates the methods is one only strong views cover**: a rotation of up to
+//!   ±15°. Weak views (flip, 4 px translation) never rotate, so 40 labelled images see a handful of
+//!   angles; RandAugment rotates by up to ±30°, so FixMatch's strong-view consistency on the unlabeled
+//!   images teaches the rotation invariance the labels cannot. Position, scale and a random light colour
+//!   on a dark background vary too, covered by both views' translation and the strong colour ops.
+//! - **Background and clutter** keep the task from being trivial: a random two-colour gradient, a
+//!   low-frequency sinusoidal texture, per-pixel noise, and at most one small distractor (a dot or a
+//!   thin line segment, smaller or thinner than any class shape) behind the shape.
 //!
 //! Image `i` of a split is drawn from its own RNG seeded by (seed, split, i) and its label is `i % 10`,
 //! so the classes are balanced, the output is bit-identical for a seed whatever the number of threads,
@@ -41,6 +42,10 @@ pub const CLASS_NAMES: [&str; 10] =
 // Difficulty knobs, in pixels or u8 intensity units.
 /// Shape radius range.
 const SCALE: (f32, f32) = (9.0, 12.0);
+/// Largest rotation of a shape either way, in radians (15°). Strong views rotate by up to 30° and weak views not at
+/// all; measured on 4 labels per class at 300 steps, ±15° leaves supervised-only training at 80–87 % while FixMatch
+/// reaches 96–99 %, whereas ±25° already stalls both near 60 % and a full turn near 35 %.
+const ROTATION: f32 = 15.0 * std::f32::consts::PI / 180.0;
 /// Shape centre range (both axes): shapes may be cut by the border, as after a random crop.
 const CENTRE: (f32, f32) = (12.0, 20.0);
 /// Channel-value ranges of the dark and the light side; shape and background take opposite sides.
@@ -203,7 +208,7 @@ impl Shape {
             8 => Kind::Ellipse { a: r, b: rng.range(0.3, 0.45) * r },
             _ => Kind::TriangleOutline { half_side: r, t: line },
         };
-        let angle = rng.range(0.0, std::f32::consts::TAU);
+        let angle = rng.range(-ROTATION, ROTATION);
         Shape {
             kind,
             cx: rng.range(CENTRE.0, CENTRE.1),
