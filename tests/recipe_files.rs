@@ -39,19 +39,29 @@ fn every_shipped_recipe_loads_and_round_trips() {
 }
 
 #[test]
-fn quickstart_pair_shares_its_labelled_split() {
+fn quickstart_trio_shares_its_labelled_split() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes");
-    let semi = Recipe::from_file(&dir.join("quickstart.toml"), &[]).unwrap_or_else(|e| panic!("{e}"));
-    let sup = Recipe::from_file(&dir.join("quickstart-supervised.toml"), &[]).unwrap_or_else(|e| panic!("{e}"));
+    let load = |name: &str| Recipe::from_file(&dir.join(name), &[]).unwrap_or_else(|e| panic!("{e}"));
+    let (semi, fixmatch, sup) =
+        (load("quickstart.toml"), load("quickstart-fixmatch.toml"), load("quickstart-supervised.toml"));
     let kinds = |r: &Recipe| r.stages.iter().map(|s| s.kind()).collect::<Vec<_>>();
     assert_eq!(kinds(&semi), ["supervised", "fixmatch", "iam-d"]);
+    assert_eq!(kinds(&fixmatch), ["supervised", "fixmatch"]);
     assert_eq!(kinds(&sup), ["supervised"]);
     assert_eq!(sup.data.mu, 0);
     assert!(semi.data.mu > 0);
+    // The IAM-D ablation differs from the quick start by its last stage only.
+    assert_eq!(fixmatch.stages[..], semi.stages[..2]);
+    assert_eq!(
+        (&fixmatch.data, &fixmatch.optimizer, &fixmatch.schedule),
+        (&semi.data, &semi.optimizer, &semi.schedule)
+    );
     // Same data set, labels and split seed: the same labelled images, so the comparison is fair.
-    assert_eq!(semi.data.dataset, sup.data.dataset);
-    assert_eq!(semi.data.labels_per_class, sup.data.labels_per_class);
-    assert_eq!(semi.split_seed(), sup.split_seed());
-    assert_eq!(semi.data.batch_size, sup.data.batch_size);
-    assert_eq!(semi.model, sup.model);
+    for other in [&fixmatch, &sup] {
+        assert_eq!(semi.data.dataset, other.data.dataset);
+        assert_eq!(semi.data.labels_per_class, other.data.labels_per_class);
+        assert_eq!(semi.split_seed(), other.split_seed());
+        assert_eq!(semi.data.batch_size, other.data.batch_size);
+        assert_eq!(semi.model, other.model);
+    }
 }
