@@ -197,3 +197,23 @@ fn the_probe_of_a_briefly_trained_encoder_beats_the_probe_of_a_random_one() {
     assert!(trained > random + 0.05, "linear probe: trained {trained:.3} vs random init {random:.3}");
     assert!(trained_knn > random_knn + 0.05, "kNN: trained {trained_knn:.3} vs random init {random_knn:.3}");
 }
+
+#[test]
+fn the_components_distribution_is_its_own_score_function() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let short = SIMCLR.replace("steps = 12", "steps = 2");
+    let first_s_rho = |recipe: &str| {
+        let dir = train(recipe, tmp.path());
+        let jsonl = std::fs::read_to_string(dir.join("metrics.jsonl")).expect("metrics");
+        let rows: Vec<serde_json::Value> = jsonl.lines().map(|l| serde_json::from_str(l).expect("json")).collect();
+        rows.iter().find_map(|r| r["iam-d/s_rho"].as_f64()).expect("an iam-d/s_rho row")
+    };
+    let ntxent = first_s_rho(&short);
+    let components = first_s_rho(
+        &short.replace("source = \"projection\"", "source = \"projection\"\ndistribution = \"components\""),
+    );
+    // Same seed, model, batch and δ₀ noise: only the map from projections to a distribution differs, a softmax over
+    // 32 components instead of over 31 similarities, so Ŝ_ρ must differ.
+    assert!(components.is_finite() && components > 0.0, "components Ŝ_ρ {components}");
+    assert!((components - ntxent).abs() > 1e-3 * ntxent.max(components), "components {components} vs ntxent {ntxent}");
+}
