@@ -143,9 +143,9 @@ pub fn train<B: AutodiffBackend>(recipe: &Recipe, options: &RunOptions, device: 
     } else {
         None
     };
+    let measure_cfg = plan::inconsistency_settings(recipe);
     let measure = |trainer: &Trainer<B>, x: &Tensor<B, 4>| -> f64 {
-        let cfg = plan::inconsistency_settings(recipe);
-        measure_classifier(&trainer.model, x.clone(), &cfg, 1, derive_seed(&[recipe.seed, trainer.step()]))[0]
+        measure_classifier(&trainer.model, x.clone(), &measure_cfg, 1, derive_seed(&[recipe.seed, trainer.step()]))[0]
     };
     let ckpt_every = recipe.checkpoint.every;
     let mut last_probe = None;

@@ -5,11 +5,7 @@ use std::path::Path;
 
 mod common;
 
-use common::{burnish, latest_checkpoint, run_dir, text, TINY_RECIPE as RECIPE};
-
-fn summary(dir: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).expect("summary.json")).expect("json")
-}
+use common::{burnish, latest_checkpoint, metric_rows, run_dir, summary, text, TINY_RECIPE as RECIPE};
 
 #[test]
 fn train_writes_a_complete_run_folder() {
@@ -26,8 +22,7 @@ fn train_writes_a_complete_run_folder() {
     assert_eq!(s["interrupted"], false);
     let acc = s["test_acc_ema"].as_f64().expect("accuracy");
     assert!((0.0..=1.0).contains(&acc));
-    let jsonl = std::fs::read_to_string(dir.join("metrics.jsonl")).expect("jsonl");
-    let steps: Vec<serde_json::Value> = jsonl.lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    let steps = metric_rows(&dir);
     assert_eq!(steps.iter().filter(|v| v.get("loss").is_some()).count(), 20, "one record per step");
     assert!(steps.iter().any(|v| v.get("fixmatch/mask_rate").is_some() && v.get("iam-d/s_rho").is_some()));
     assert!(steps.iter().filter(|v| v.get("test_acc_ema").is_some()).count() >= 2, "mid-run and final evaluation");

@@ -8,7 +8,7 @@ use burnish::recipe::Recipe;
 
 mod common;
 
-use common::{burnish, latest_checkpoint, run_dir, text, TINY_RECIPE as RECIPE};
+use common::{burnish, latest_checkpoint, run_dir, summary, text, TINY_RECIPE as RECIPE};
 
 /// White pixels between the cells of a preview grid (documented in `burnish preview`).
 const GAP: u32 = 4;
@@ -53,8 +53,7 @@ fn eval_reproduces_the_final_accuracy_and_recipes_lists_the_shipped_ones() {
     let dir = tiny_run(tmp.path());
     let out = burnish(&["eval", latest_checkpoint(&dir).to_str().expect("utf-8")], tmp.path());
     assert!(out.status.success(), "{}", text(&out));
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).expect("summary")).expect("json");
+    let summary = summary(&dir);
     let expected = format!(
         "test_acc_ema={:.4} test_acc={:.4}",
         summary["test_acc_ema"].as_f64().expect("ema"),

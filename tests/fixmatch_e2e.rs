@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 
 mod common;
 
-use common::{run_dir, text};
+use common::{run_dir, summary, text};
 
 /// What the two runs share: data (so the labelled split is the same), model, optimiser and schedule; `MU` is the
 /// unlabeled batch ratio (0: no unlabeled stream).
@@ -74,9 +74,7 @@ fn start(dir: &Path, name: &str, recipe: &str, threads: &str) -> std::process::C
 /// The EMA test accuracy a finished run wrote to its summary.
 fn ema_accuracy(out: &Output) -> f64 {
     assert!(out.status.success(), "training failed:\n{}", text(out));
-    let summary = std::fs::read_to_string(run_dir(out).join("summary.json")).expect("summary.json");
-    let v: serde_json::Value = serde_json::from_str(&summary).expect("summary is JSON");
-    v["test_acc_ema"].as_f64().expect("test_acc_ema")
+    summary(&run_dir(out))["test_acc_ema"].as_f64().expect("test_acc_ema")
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 mod common;
 
-use common::{burnish, text};
+use common::{burnish, metric_rows, run_dir, summary, text};
 
 use burnish::data::Split;
 use burnish::pipeline::{Batch, Normalize, Pipeline, PipelineConfig, StreamSpec};
@@ -148,16 +148,14 @@ fn train(recipe: &str, dir: &Path) -> std::path::PathBuf {
     std::fs::write(dir.join("r.toml"), recipe).expect("write recipe");
     let out = burnish(&["train", "r.toml", "--quiet"], dir);
     assert!(out.status.success(), "{}", text(&out));
-    let line = text(&out).lines().find_map(|l| l.strip_prefix("run folder: ").map(str::to_string)).expect("folder");
-    dir.join(line)
+    dir.join(run_dir(&out))
 }
 
 #[test]
 fn simclr_with_iam_d_on_projections_trains_and_probes_periodically() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let dir = train(SIMCLR, tmp.path());
-    let jsonl = std::fs::read_to_string(dir.join("metrics.jsonl")).expect("metrics");
-    let rows: Vec<serde_json::Value> = jsonl.lines().map(|l| serde_json::from_str(l).expect("json")).collect();
+    let rows = metric_rows(&dir);
     let s_rho: Vec<f64> = rows.iter().filter_map(|r| r["iam-d/s_rho"].as_f64()).collect();
     assert_eq!(s_rho.len(), 12, "IAM-D on projections reports Ŝ_ρ every step");
     assert!(s_rho.iter().all(|s| s.is_finite() && *s > 0.0), "{s_rho:?}");
@@ -173,9 +171,7 @@ fn simclr_with_iam_d_on_projections_trains_and_probes_periodically() {
         rows.iter().filter_map(|r| Some((r["step"].as_u64()?, r.get("s_rho_measured")?.as_f64()?))).collect();
     assert_eq!(measured.iter().map(|m| m.0).collect::<Vec<_>>(), vec![4, 8, 12], "{measured:?}");
     assert!(measured.iter().all(|m| m.1.is_finite() && m.1 > 0.0), "{measured:?}");
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).expect("summary")).expect("json");
-    assert_eq!(summary["probe_acc"], probes[1]["probe_acc"], "the summary carries the last probe");
+    assert_eq!(summary(&dir)["probe_acc"], probes[1]["probe_acc"], "the summary carries the last probe");
 }
 
 #[test]
@@ -203,10 +199,10 @@ fn the_components_distribution_is_its_own_score_function() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let short = SIMCLR.replace("steps = 12", "steps = 2");
     let first_s_rho = |recipe: &str| {
-        let dir = train(recipe, tmp.path());
-        let jsonl = std::fs::read_to_string(dir.join("metrics.jsonl")).expect("metrics");
-        let rows: Vec<serde_json::Value> = jsonl.lines().map(|l| serde_json::from_str(l).expect("json")).collect();
-        rows.iter().find_map(|r| r["iam-d/s_rho"].as_f64()).expect("an iam-d/s_rho row")
+        metric_rows(&train(recipe, tmp.path()))
+            .iter()
+            .find_map(|r| r["iam-d/s_rho"].as_f64())
+            .expect("an iam-d/s_rho row")
     };
     let ntxent = first_s_rho(&short);
     let components = first_s_rho(

@@ -67,6 +67,19 @@ pub fn run_dir(out: &std::process::Output) -> std::path::PathBuf {
 }
 
 #[allow(dead_code)]
+/// A run folder's `summary.json`.
+pub fn summary(run_dir: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(run_dir.join("summary.json")).expect("summary.json")).expect("json")
+}
+
+#[allow(dead_code)]
+/// A run folder's `metrics.jsonl`, one value per line.
+pub fn metric_rows(run_dir: &std::path::Path) -> Vec<serde_json::Value> {
+    let jsonl = std::fs::read_to_string(run_dir.join("metrics.jsonl")).expect("metrics.jsonl");
+    jsonl.lines().map(|l| serde_json::from_str(l).expect("json line")).collect()
+}
+
+#[allow(dead_code)]
 /// The checkpoint with the highest step in a run folder.
 pub fn latest_checkpoint(run_dir: &std::path::Path) -> std::path::PathBuf {
     std::fs::read_dir(run_dir.join("checkpoints"))
