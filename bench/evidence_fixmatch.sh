@@ -2,7 +2,8 @@
 # Issue 5 evidence: EMA test error, 3 seeds (each its own labelled split), for the five shipped fashion-mnist
 # recipes (25 labels per class), optionally shortened to STEPS steps (with EMA decay DECAY). Prints a markdown table.
 # Usage: bash bench/evidence_fixmatch.sh
-#   (STEPS=<recipe's> DECAY=<recipe's> JOBS=2 OUT=runs/evidence-fixmatch-<STEPS or full> BURNISH=target/release/burnish)
+#   (STEPS=<recipe's> DECAY=<recipe's> JOBS=2 THREADS=1 OUT=runs/evidence-fixmatch-<STEPS or full>
+#    BURNISH=target/release/burnish; THREADS is the rayon threads of each run)
 # The README's Fashion-MNIST table:
 #   STEPS=500 DECAY=0.99 bash bench/evidence_fixmatch.sh
 # The synthetic quick-start comparison (README "Quick start, measured"):
@@ -24,7 +25,7 @@ mkdir -p "$OUT"
 touch "$OUT/results.tsv"
 
 run_one() {
-  local r=$1 seed=$2 log="$OUT/$1-$2.log" dir steps
+  local r=$1 seed=$2 log="$OUT/$1-$2.log" dir
   local -a set=(--set "seed=$seed" --set eval.every=0)
   [ -n "$STEPS" ] && set+=(--set "schedule.steps=$STEPS" --set "checkpoint.every=$STEPS")
   [ -n "$DECAY" ] && set+=(--set "ema.decay=$DECAY")
@@ -42,7 +43,7 @@ for r in $(printf '%s\n' $RECIPES | tac); do
   done
 done
 if [ ${#todo[@]} -gt 0 ]; then
-  printf '%s\n' "${todo[@]}" | xargs -n 2 -P "$JOBS" bash -c 'run_one "$@"' _
+  printf '%s\n' "${todo[@]}" | xargs -n 2 -P "$JOBS" bash -c 'set -euo pipefail; run_one "$@"' _
 fi
 
 python3 - "$OUT/results.tsv" $RECIPES <<'PY'
