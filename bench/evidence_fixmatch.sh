@@ -25,14 +25,25 @@ mkdir -p "$OUT"
 touch "$OUT/results.tsv"
 
 run_one() {
-  local r=$1 seed=$2 log="$OUT/$1-$2.log" dir
-  local -a set=(--set "seed=$seed" --set eval.every=0)
-  [ -n "$STEPS" ] && set+=(--set "schedule.steps=$STEPS" --set "checkpoint.every=$STEPS")
+  # Each (recipe, seed) has its own folder of runs, so an interrupted run is found again and resumed from its latest
+  # checkpoint (checkpoints every 100 steps; Ctrl-C writes one too) instead of started over.
+  local r=$1 seed=$2 home="$OUT/$1-$2" log="$OUT/$1-$2.log" dir
+  local -a set=(--set "seed=$seed" --set eval.every=0 --set checkpoint.every=100) resume=()
+  [ -n "$STEPS" ] && set+=(--set "schedule.steps=$STEPS")
   [ -n "$DECAY" ] && set+=(--set "ema.decay=$DECAY")
-  RAYON_NUM_THREADS=${THREADS:-1} "$B" train "$RECIPE_DIR/$r.toml" --quiet --runs-dir "$OUT" "${set[@]}" > "$log"
-  dir=$(sed -n 's/^run folder: //p' "$log")
-  python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(sys.argv[2], sys.argv[3], s["test_acc_ema"], s["test_acc"], round(s["wall_s"]), sep="\t")' \
-    "$dir/summary.json" "$r" "$seed" | tee -a "$OUT/results.tsv"
+  dir=$(find "$home" -mindepth 1 -maxdepth 1 -type d 2>/dev/null | head -n 1 || true)
+  if [ -n "$dir" ] && [ -n "$(ls "$dir/checkpoints" 2>/dev/null)" ]; then
+    resume=(--resume "$dir")
+  else
+    rm -rf "$home"
+  fi
+  RAYON_NUM_THREADS=${THREADS:-1} "$B" train "$RECIPE_DIR/$r.toml" --quiet --runs-dir "$home" "${set[@]}" "${resume[@]}" >> "$log"
+  dir=$(find "$home" -mindepth 1 -maxdepth 1 -type d | head -n 1)
+  # wall_s counts one invocation; a resumed run's time is the sum over its invocations.
+  python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(s["wall_s"]); sys.exit(3 if s["interrupted"] else 0)' \
+    "$dir/summary.json" >> "$home/wall_s" || { echo "$r seed $seed stopped; run the script again to resume it" >&2; return 0; }
+  python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); w=sum(map(float, open(sys.argv[4]))); print(sys.argv[2], sys.argv[3], s["test_acc_ema"], s["test_acc"], round(w), sep="\t")' \
+    "$dir/summary.json" "$r" "$seed" "$home/wall_s" | tee -a "$OUT/results.tsv"
 }
 export -f run_one
 
