@@ -3,6 +3,7 @@
 //! Data flow: [`recipe`] → [`plan`] → [`pipeline`] → step ([`step`]: forward, [`stage`]s, [`update`] rule) →
 //! [`train`] (optimiser, EMA, checkpoints) → [`run`] (metrics files, progress). [`iam`] holds Algorithm 1, shared
 //! by the `iam-d` stage, the `iam-s` rule and `burnish measure`.
+#![warn(missing_docs)]
 
 pub mod backend;
 pub mod cli;

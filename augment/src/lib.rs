@@ -35,6 +35,7 @@
 //! let out = view.transform().apply(&img, &mut rng);
 //! assert_eq!((out.width(), out.height(), out.channels()), (32, 32, 3));
 //! ```
+#![warn(missing_docs)]
 
 mod color_jitter;
 mod image_data;
