@@ -102,6 +102,11 @@ pub fn main() -> ExitCode {
 }
 
 fn run_command(command: Command) -> Result<()> {
+    let uses_device =
+        !matches!(command, Command::Check { .. } | Command::Recipes(_) | Command::Preview(_) | Command::Plot(_));
+    if uses_device {
+        crate::backend::check_device()?;
+    }
     match command {
         Command::Train { recipe, resume, runs_dir, stop_after, quiet } => {
             let r = match &resume {
