@@ -2,11 +2,20 @@
 # Step-time figures for README.md: burnish bench on each shipped benchmark recipe and update rule, then the
 # PyTorch eager reference (bench/torch_step.py) for the plain steps. Run from the repository root:
 #   bash bench/step_benchmarks.sh [--features ndarray] > bench.txt
-# PYTHON points at a Python with torch installed (default: python3).
+# PYTHON points at a Python with torch installed (default: python3). BURNISH names a burnish binary to use instead
+# of building one, e.g. a stripped `--features cuda` build carried to a GPU machine that has no Rust toolchain:
+#   here:  cargo build --release --features cuda --target-dir target/cuda && mkdir -p .gpu &&
+#          strip -o .gpu/burnish target/cuda/release/burnish && gzip -f .gpu/burnish &&
+#          cp -r /usr/share/datasets/fashion-mnist .gpu/            (.gpu/ is git-ignored; ~41 MB in all)
+#   there: gunzip -f .gpu/burnish.gz && BURNISH=.gpu/burnish BURNISH_DATA=.gpu bash bench/step_benchmarks.sh
 set -euo pipefail
 features=("$@")
-cargo build --release "${features[@]}" --bin burnish >&2
-b=target/release/burnish
+if [ -n "${BURNISH:-}" ]; then
+    b=$BURNISH
+else
+    cargo build --release "${features[@]}" --bin burnish >&2
+    b=target/release/burnish
+fi
 steps=${STEPS:-10}
 run() { # label, recipe, extra args...
     local label=$1 recipe=$2
