@@ -39,11 +39,23 @@ run_one() {
   fi
   RAYON_NUM_THREADS=${THREADS:-1} "$B" train "$RECIPE_DIR/$r.toml" --quiet --runs-dir "$home" "${set[@]}" "${resume[@]}" >> "$log"
   dir=$(find "$home" -mindepth 1 -maxdepth 1 -type d | head -n 1)
-  # wall_s counts one invocation; a resumed run's time is the sum over its invocations.
-  python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(s["wall_s"]); sys.exit(3 if s["interrupted"] else 0)' \
-    "$dir/summary.json" >> "$home/wall_s" || { echo "$r seed $seed stopped; run the script again to resume it" >&2; return 0; }
-  python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); w=sum(map(float, open(sys.argv[4]))); print(sys.argv[2], sys.argv[3], s["test_acc_ema"], s["test_acc"], round(w), sep="\t")' \
-    "$dir/summary.json" "$r" "$seed" "$home/wall_s" | tee -a "$OUT/results.tsv"
+  # One read of summary.json: wall_s counts one invocation, so a resumed run's time is the sum over its invocations;
+  # an interrupted run (exit 3) adds its time and no row.
+  local row status=0
+  row=$(python3 -c 'import json, sys
+summary, walls, r, seed = sys.argv[1:]
+s = json.load(open(summary))
+with open(walls, "a") as f:
+    f.write("%s\n" % s["wall_s"])
+if s["interrupted"]:
+    sys.exit(3)
+print(r, seed, s["test_acc_ema"], s["test_acc"], round(sum(map(float, open(walls)))), sep="\t")' \
+    "$dir/summary.json" "$home/wall_s" "$r" "$seed") || status=$?
+  case $status in
+    0) echo "$row" | tee -a "$OUT/results.tsv" ;;
+    3) echo "$r seed $seed stopped; run the script again to resume it" >&2 ;;
+    *) return "$status" ;;
+  esac
 }
 export -f run_one
 
