@@ -3,31 +3,20 @@
 //!
 //! f64 on flex is a process-wide device setting, so these tests live in their own test binary.
 
-use std::sync::Once;
-
-use burn::backend::{Autodiff, Flex};
-use burn::module::{AutodiffModule, Module, ModuleMapper, ModuleVisitor, Param};
+use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::GradientsParams;
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::backend::Backend;
-use burn::tensor::{FloatDType, Int, Tensor, TensorData};
+use burn::tensor::{Int, Tensor, TensorData};
 use burnish::iam::{inconsistency_at, kl_batchmean, worst_case_delta, Inconsistency};
 use burnish::params::{coverage, gaussian, linked_copy};
 use burnish::update::{asam_perturbation, sam_perturbation};
 use rand::SeedableRng;
 
-type AD = Autodiff<Flex>;
+mod common;
 
-fn device() -> burn::tensor::Device<Flex> {
-    static ONCE: Once = Once::new();
-    let dev = Default::default();
-    ONCE.call_once(|| {
-        burn::tensor::backend::set_default_float_dtype::<Flex>(&dev, FloatDType::F64).expect("flex supports f64");
-        <Flex as Backend>::seed(&dev, 7);
-    });
-    dev
-}
+use common::fd::{device, flatten, flatten_vector, norm, rel_err, scalar, tensor2, to_vec, with_params, AD};
 
 #[derive(Module, Debug)]
 struct Mlp<B: Backend> {
@@ -49,75 +38,6 @@ impl<B: Backend> Mlp<B> {
             None => h,
         }
     }
-}
-
-fn tensor2(rows: usize, cols: usize, seed: u64, scale: f64) -> Tensor<AD, 2> {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let v: Vec<f64> = (0..rows * cols)
-        .map(|_| rand_distr::Distribution::<f64>::sample(&rand_distr::StandardNormal, &mut rng) * scale)
-        .collect();
-    Tensor::from_data(TensorData::new(v, [rows, cols]), &device())
-}
-
-fn to_vec<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f64> {
-    t.into_data().convert::<f64>().to_vec::<f64>().expect("f64 data")
-}
-
-/// All trainable parameters, flattened in visit order.
-fn flatten<B: Backend, M: Module<B>>(m: &M) -> Vec<f64> {
-    struct Flat(Vec<f64>);
-    impl<B: Backend> ModuleVisitor<B> for Flat {
-        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<B, D>>) {
-            self.0.extend(to_vec(p.val()));
-        }
-    }
-    let mut f = Flat(Vec::new());
-    m.visit(&mut f);
-    f.0
-}
-
-/// A vector (gradient or perturbation), flattened in the model's visit order.
-fn flatten_vector<M: AutodiffModule<AD>>(m: &M, v: &GradientsParams) -> Vec<f64> {
-    struct Flat<'a>(&'a GradientsParams, Vec<f64>);
-    impl ModuleVisitor<AD> for Flat<'_> {
-        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<AD, D>>) {
-            let t = self.0.get::<Flex, D>(p.id).expect("every parameter has an entry");
-            self.1.extend(to_vec(t));
-        }
-    }
-    let mut f = Flat(v, Vec::new());
-    m.visit(&mut f);
-    f.1
-}
-
-/// The model with its parameters replaced by `values` (same order as [`flatten`]), as untracked constants.
-fn with_params<M: Module<AD>>(m: &M, values: &[f64]) -> M {
-    struct Set<'a>(&'a [f64]);
-    impl ModuleMapper<AD> for Set<'_> {
-        fn map_float<const D: usize>(&mut self, p: Param<Tensor<AD, D>>) -> Param<Tensor<AD, D>> {
-            let (id, t, mapper) = p.consume();
-            let shape = t.shape();
-            let n = shape.num_elements();
-            let (head, rest) = self.0.split_at(n);
-            self.0 = rest;
-            let v = Tensor::from_data(TensorData::new(head.to_vec(), shape), &t.device()).require_grad();
-            Param::from_mapped_value(id, v, mapper)
-        }
-    }
-    m.clone().map(&mut Set(values))
-}
-
-fn norm(v: &[f64]) -> f64 {
-    v.iter().map(|x| x * x).sum::<f64>().sqrt()
-}
-
-fn rel_err(a: &[f64], b: &[f64]) -> f64 {
-    let d: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
-    norm(&d) / norm(b)
-}
-
-fn scalar(t: Tensor<AD, 1>) -> f64 {
-    to_vec(t)[0]
 }
 
 struct IamDProblem {

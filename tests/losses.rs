@@ -2,7 +2,7 @@
 
 use burn::backend::Flex;
 use burn::tensor::{Tensor, TensorData};
-use burnish::stage::{ntxent_logits, ntxent_loss, FixMatch, FixMatchTerms, Normalization};
+use burnish::stage::{ntxent_logits, ntxent_loss, FixMatch, FixMatchTerms, Normalization, PseudoLabels};
 
 type B = Flex;
 
@@ -47,7 +47,7 @@ fn batch() -> (Tensor<B, 2>, Tensor<B, 2>) {
 #[test]
 fn fixmatch_mask_pseudo_labels_and_loss_are_exact() {
     let (weak, strong) = batch();
-    let all = FixMatch { threshold: 0.95, temperature: 1.0, normalize: Normalization::All };
+    let all = FixMatch { threshold: 0.95, labels: PseudoLabels::Hard, normalize: Normalization::All };
     let FixMatchTerms { loss, mask, pseudo } = all.terms(weak.clone(), strong.clone());
     assert_eq!(floats(mask), vec![1.0, 0.0, 0.0, 1.0]);
     assert_eq!(ints(pseudo), vec![0, 0, 1, 2]);
@@ -68,9 +68,24 @@ fn fixmatch_mask_pseudo_labels_and_loss_are_exact() {
     let expected3 = (-(0.5f64.ln()) - 0.25f64.ln() - 0.05f64.ln()) / 4.0;
     assert!(close(got, expected3, 1e-5), "threshold 0.9: {got} vs {expected3}");
 
-    // Temperature 2 flattens row 0 to sqrt-probabilities: 0.96^½ / (0.96^½ + 2·0.02^½) ≈ 0.776 < 0.95.
-    let tempered = FixMatch { temperature: 2.0, ..all };
-    assert_eq!(floats(tempered.terms(weak, strong).mask), vec![0.0, 0.0, 0.0, 0.0]);
+    // The mask is taken at temperature 1 whatever the temperature: T = 2 would flatten row 0 to
+    // 0.96^½ / (0.96^½ + 2·0.02^½) ≈ 0.776 < 0.95, yet the mask keeps it.
+    let soft = FixMatch { labels: PseudoLabels::Soft { temperature: 2.0 }, ..all };
+    let t = soft.terms(weak.clone(), strong.clone());
+    assert_eq!(floats(t.mask), vec![1.0, 0.0, 0.0, 1.0]);
+    // Soft targets are softmax(f(u_w) / 2): rows 0 and 3 of the weak view sharpened by T = 2, i.e. sqrt-probabilities.
+    let sharpened = |p: [f64; 3]| {
+        let r: Vec<f64> = p.iter().map(|v| v.sqrt()).collect();
+        let z: f64 = r.iter().sum();
+        r.into_iter().map(|v| v / z).collect::<Vec<f64>>()
+    };
+    let soft_ce =
+        |q: Vec<f64>, strong: [f64; 3]| -> f64 { -q.iter().zip(strong).map(|(q, s)| q * s.ln()).sum::<f64>() };
+    let expected = (soft_ce(sharpened([0.96, 0.02, 0.02]), [0.5, 0.25, 0.25])
+        + soft_ce(sharpened([0.01, 0.02, 0.97]), [0.5, 0.25, 0.25]))
+        / 4.0;
+    let got = floats(t.loss)[0];
+    assert!(close(got, expected, 1e-5), "soft targets at T = 2: {got} vs {expected}");
 }
 
 #[test]

@@ -4,8 +4,9 @@
 use burnish::data::DatasetKind;
 use burnish::recipe::{
     Arch, CheckpointSection, EmaSection, EvalSection, FixMatchNormalize, FixMatchSpec, GgcrSpec, IamDDistribution,
-    IamDSource, IamDSpec, NtXentSpec, OptimizerKind, OptimizerSection, ProbeOptimizer, ProjectionSection, Recipe,
-    ScheduleKind, StageSpec, SupervisedSpec, UnlabeledPool, UpdateRuleKind, UpdateSection,
+    IamDSource, IamDSpec, NtXentSpec, OptimizerKind, OptimizerSection, PerturbedLossKind, ProbeOptimizer,
+    ProjectionSection, PseudoLabelKind, Recipe, ScheduleKind, StageSpec, SupervisedSpec, UnlabeledPool, UpdateRuleKind,
+    UpdateSection,
 };
 use burnish_augment::View;
 
@@ -72,6 +73,7 @@ fn defaults_are_filled_in() {
             StageSpec::FixMatch(FixMatchSpec {
                 weight: 1.0,
                 threshold: 0.95,
+                pseudo_labels: PseudoLabelKind::Hard,
                 temperature: 1.0,
                 normalize: FixMatchNormalize::All
             }),
@@ -87,7 +89,15 @@ fn defaults_are_filled_in() {
     );
     assert_eq!(
         r.update,
-        UpdateSection { rule: UpdateRuleKind::Plain, rho: 0.05, eta: 0.01, sigma: 1e-3, steps: 1, m: None }
+        UpdateSection {
+            rule: UpdateRuleKind::Plain,
+            rho: 0.05,
+            eta: 0.01,
+            sigma: 1e-3,
+            steps: 1,
+            loss: PerturbedLossKind::All,
+            m: None
+        }
     );
     assert_eq!(
         r.optimizer,
@@ -117,6 +127,7 @@ fn defaults_are_filled_in() {
             probe_every: 0,
             measure_every: 0,
             probe_epochs: 100,
+            probe_batch_size: 256,
             probe_lr: 0.1,
             probe_optimizer: ProbeOptimizer::Sgd,
             knn_k: 200,

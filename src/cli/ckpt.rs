@@ -6,28 +6,46 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use crate::backend::{device, Train};
-use crate::data::{Dataset, Split};
+use crate::checkpoint::Checkpoint;
+use crate::data::Split;
 use crate::model::Net;
 use crate::plan::{self, DataPlan};
 use crate::recipe::Recipe;
-use crate::train::checkpoint::{self, Sections};
 use crate::train::{load_model_bytes, Trainer};
 
-/// Which split of the data set a command reads.
+/// Which images of the data set a command reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SplitChoice {
     /// The training split.
     Train,
     /// The test split.
     Test,
+    /// The training images the recipe holds out (`data.holdout`) and never trains on.
+    Holdout,
 }
 
 impl SplitChoice {
-    /// The chosen split of `dataset`.
-    pub fn of(self, dataset: &Dataset) -> &Split {
+    /// The split the images come from, and which of its images (`None`: all of them).
+    pub fn of(self, data: &DataPlan) -> Result<(&Split, Option<&[usize]>)> {
+        Ok(match self {
+            SplitChoice::Train => (&data.dataset.train, None),
+            SplitChoice::Test => (&data.dataset.test, None),
+            SplitChoice::Holdout => {
+                anyhow::ensure!(
+                    !data.holdout.is_empty(),
+                    "--split holdout: the run's recipe holds out no images (set data.holdout, e.g. 5000, and train again)"
+                );
+                (&data.dataset.train, Some(data.holdout.as_slice()))
+            }
+        })
+    }
+
+    /// The split's name in printed results.
+    pub fn name(self) -> &'static str {
         match self {
-            SplitChoice::Train => &dataset.train,
-            SplitChoice::Test => &dataset.test,
+            SplitChoice::Train => "train",
+            SplitChoice::Test => "test",
+            SplitChoice::Holdout => "holdout",
         }
     }
 }
@@ -40,40 +58,31 @@ pub struct Loaded {
     pub data: DataPlan,
     /// Steps done when the checkpoint was written.
     pub step: u64,
-    sections: Sections,
+    checkpoint: Checkpoint,
 }
 
 impl Loaded {
     /// Opens `path` and loads the recipe's data set (it also fixes the model's input channels and classes).
     pub fn open(path: &Path) -> Result<Self> {
-        let mut sections = checkpoint::read(path)?;
-        let meta = sections.take("meta").context("the checkpoint has no recipe (meta section)")?;
+        let checkpoint = Checkpoint::read(path)?;
         let origin = format!("{} (embedded recipe)", path.display());
-        let recipe = Recipe::from_str(&String::from_utf8(meta).context("embedded recipe is not UTF-8")?, &origin, &[])?;
-        let step = sections
-            .take("step")
-            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
-            .map(u64::from_le_bytes)
-            .with_context(|| format!("{}: has no valid `step` section", path.display()))?;
+        let recipe = Recipe::from_str(&checkpoint.recipe, &origin, &[])?;
         let data = plan::data(&recipe)?;
-        Ok(Self { recipe, data, step, sections })
+        Ok(Self { recipe, data, step: checkpoint.step, checkpoint })
     }
 
     /// Whether the checkpoint holds EMA weights.
     pub fn has_ema(&self) -> bool {
-        self.sections.0.iter().any(|(n, _)| n == "ema")
+        self.checkpoint.ema.is_some()
     }
 
     /// The raw (`ema = false`) or EMA weights as a model on the default device.
     pub fn model(&self, ema: bool) -> Result<Net<Train>> {
-        let section = if ema { "ema" } else { "model" };
-        let bytes = self
-            .sections
-            .0
-            .iter()
-            .find(|(n, _)| n == section)
-            .map(|(_, b)| b.clone())
-            .with_context(|| format!("the checkpoint has no `{section}` weights"))?;
+        let bytes = if ema {
+            self.checkpoint.ema.clone().context("the checkpoint has no `ema` weights (the run kept no EMA)")?
+        } else {
+            self.checkpoint.model.clone()
+        };
         load_model_bytes(self.initial_model(), bytes, &device()).map_err(anyhow::Error::msg)
     }
 

@@ -27,19 +27,17 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     anyhow::ensure!(args.batch >= 1, "--batch must be at least 1");
     let loaded = Loaded::open(&args.ckpt)?;
     let data = &loaded.data;
-    let split = args.split.of(&data.dataset);
+    let (split, subset) = args.split.of(data)?;
     let dev = device();
     let score = |ema: bool| -> Result<f64> {
         let model = loaded.model(ema)?.valid();
-        Ok(accuracy(&model, split, None, &data.norm, args.batch, &dev)?.value())
+        Ok(accuracy(&model, split, subset, &data.norm, args.batch, &dev)?.value())
     };
     let raw = score(false)?;
     let ema = if loaded.has_ema() { score(true)? } else { raw };
-    let name = match args.split {
-        SplitChoice::Train => "train",
-        SplitChoice::Test => "test",
-    };
-    println!("recipe={} step={} images={}", loaded.recipe.name, loaded.step, split.len());
+    let name = args.split.name();
+    let images = subset.map_or(split.len(), <[usize]>::len);
+    println!("recipe={} step={} images={images}", loaded.recipe.name, loaded.step);
     println!("{name}_acc_ema={ema:.4} {name}_acc={raw:.4}");
     Ok(())
 }

@@ -19,16 +19,17 @@ pub struct MeasureArgs {
     /// Restarts R, each from new Gaussian noise δ₀.
     #[arg(long, default_value_t = 10)]
     pub restarts: usize,
-    /// Ascent steps K per restart.
-    #[arg(long, default_value_t = 1)]
-    pub steps: usize,
+    /// Ascent steps K per restart (default: the recipe's iam-d or iam-s K, else 1).
+    #[arg(long)]
+    pub steps: Option<usize>,
     /// Radius ρ (default: the recipe's iam-d or iam-s ρ, else 0.1).
     #[arg(long)]
     pub rho: Option<f64>,
-    /// Initial noise norm σ.
-    #[arg(long, default_value_t = 1e-3)]
-    pub sigma: f64,
-    /// Split the batch is drawn from.
+    /// Initial noise norm σ (default: the recipe's iam-d or iam-s σ, else 1e-3).
+    #[arg(long)]
+    pub sigma: Option<f64>,
+    /// Images the batch is drawn from: `holdout` is the recipe's held-out unlabeled set (`data.holdout`), the
+    /// IAM paper's protocol for relating Ŝ_ρ to generalisation (its appendix F.1: 5,000 held-out images).
     #[arg(long, value_enum, default_value_t = SplitChoice::Train)]
     pub split: SplitChoice,
     /// Images in the batch.
@@ -51,12 +52,20 @@ pub fn run(args: &MeasureArgs) -> Result<()> {
     let dev = device();
     let section = if args.ema { "ema" } else { "model" };
     let model = loaded.model(args.ema)?;
-    let split = args.split.of(&data.dataset);
-    let order = plan::measure_indices(split.len(), args.batch, args.seed);
+    let (split, subset) = args.split.of(data)?;
+    let pool: Vec<usize> = subset.map_or_else(|| (0..split.len()).collect(), <[usize]>::to_vec);
+    let order: Vec<usize> =
+        plan::measure_indices(pool.len(), args.batch, args.seed).into_iter().map(|i| pool[i]).collect();
     let (x, _) = load_images::<Train>(split, &order, &data.norm, &dev)?;
-    let rho = args.rho.unwrap_or(plan::inconsistency_settings(recipe).rho);
-    let cfg = Inconsistency { rho, sigma: args.sigma, steps: args.steps };
+    let trained = plan::inconsistency_settings(recipe);
+    let cfg = Inconsistency {
+        rho: args.rho.unwrap_or(trained.rho),
+        sigma: args.sigma.unwrap_or(trained.sigma),
+        steps: args.steps.unwrap_or(trained.steps),
+    };
     anyhow::ensure!(cfg.rho > 0.0, "--rho must be positive");
+    anyhow::ensure!(cfg.sigma >= 0.0, "--sigma must not be negative");
+    anyhow::ensure!(cfg.steps >= 1, "--steps must be at least 1");
     let values = measure_classifier(&model, x, &cfg, args.restarts, args.seed);
     for (r, s) in values.iter().enumerate() {
         println!("restart {r}: s_rho={s:.6e}");
@@ -65,13 +74,13 @@ pub fn run(args: &MeasureArgs) -> Result<()> {
     let mean = values.iter().sum::<f64>() / n;
     let std = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
     println!(
-        "rho={} sigma={} K={} R={} batch={} split={:?} weights={section}",
+        "rho={} sigma={} K={} R={} batch={} split={} weights={section}",
         cfg.rho,
         cfg.sigma,
         cfg.steps,
         args.restarts,
         order.len(),
-        args.split
+        args.split.name()
     );
     println!("s_rho_mean={mean:.6e} s_rho_std={std:.6e}");
     Ok(())

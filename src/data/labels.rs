@@ -45,6 +45,25 @@ pub fn labeled_indices(
     Ok(chosen)
 }
 
+/// `count` of the `n` training indices, drawn by `seed`, set aside from training (sorted ascending); errors when
+/// fewer than one training image would remain.
+pub fn holdout_indices(n: usize, count: usize, seed: u64) -> Result<Vec<usize>, DataError> {
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    if count >= n {
+        return Err(DataError::Invalid(format!(
+            "data.holdout = {count} leaves no training images: the training split has {n}"
+        )));
+    }
+    let mut order: Vec<usize> = (0..n).collect();
+    // A stream of its own (not the per-class label streams), so adding a holdout never reuses their draws.
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed ^ 0x686f_6c64_6f75_7421));
+    order.truncate(count);
+    order.sort_unstable();
+    Ok(order)
+}
+
 /// The unlabeled training indices out of `n`: all of them (FixMatch convention), or with `rest` only
 /// those not in `labeled`.
 pub fn unlabeled_indices(n: usize, labeled: &[usize], rest: bool) -> Vec<usize> {

@@ -23,7 +23,7 @@ pub use dataset::{
 };
 pub use error::DataError;
 pub use kind::DatasetKind;
-pub use labels::{labeled_indices, unlabeled_indices};
+pub use labels::{holdout_indices, labeled_indices, unlabeled_indices};
 pub use lookup::{candidate_dirs, find_dataset_dir, DATA_ENV, SYSTEM_DATA_DIR};
 pub use split::Split;
 pub use synthetic::SyntheticOptions;

@@ -55,6 +55,18 @@ pub struct ParamInfo {
     pub linear_weight: bool,
 }
 
+impl ParamInfo {
+    /// Whether the tensor scales its input: a convolution or linear weight, or a BatchNorm γ (not biases, not β).
+    /// ASAM's adaptive scale `T = |w| + η` applies to exactly these.
+    pub fn is_scale(&self) -> bool {
+        match self.kind {
+            ParamKind::Weight => true,
+            ParamKind::Norm => self.name == "weight" || self.name.ends_with(".weight"),
+            ParamKind::Bias | ParamKind::Buffer => false,
+        }
+    }
+}
+
 /// Every float tensor of `module` (parameters and buffers) in visiting order.
 pub fn param_infos<B: Backend, M: Module<B>>(module: &M) -> Vec<ParamInfo> {
     let mut collector = Collector { path: Vec::new(), infos: Vec::new(), values: None };

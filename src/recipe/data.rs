@@ -28,6 +28,11 @@ pub struct DataSection {
     /// Unlabeled images per labelled one (μ); 0 = no unlabeled stream.
     #[serde(default)]
     pub mu: usize,
+    /// Training images set aside, drawn by the split seed and never trained on: the unlabeled held-out set that
+    /// `burnish measure --split holdout` and `eval.measure_every` measure Ŝ_ρ on (the IAM paper's F.1 protocol
+    /// holds out 5,000 of CIFAR-10's 50,000). 0 = none.
+    #[serde(default)]
+    pub holdout: usize,
     /// Which training images form the unlabeled pool.
     #[serde(default)]
     pub unlabeled: UnlabeledPool,

@@ -23,6 +23,9 @@ pub struct EvalSection {
     /// Epochs of linear-probe training over the frozen features.
     #[serde(default = "default::probe_epochs")]
     pub probe_epochs: usize,
+    /// Images per batch of linear-probe training (the IAM paper's SimCLR evaluation uses 1024).
+    #[serde(default = "default::probe_batch_size")]
+    pub probe_batch_size: usize,
     /// Learning rate of the linear probe (cosine-decayed).
     #[serde(default = "default::probe_lr")]
     pub probe_lr: f64,
@@ -56,6 +59,9 @@ mod default {
     pub(super) fn probe_epochs() -> usize {
         100
     }
+    pub(super) fn probe_batch_size() -> usize {
+        256
+    }
     pub(super) fn probe_lr() -> f64 {
         0.1
     }
@@ -75,6 +81,7 @@ impl Default for EvalSection {
             probe_every: 0,
             measure_every: 0,
             probe_epochs: default::probe_epochs(),
+            probe_batch_size: default::probe_batch_size(),
             probe_lr: default::probe_lr(),
             probe_optimizer: ProbeOptimizer::default(),
             knn_k: default::knn_k(),
@@ -88,6 +95,7 @@ impl EvalSection {
     pub(crate) fn validate(&self) -> Check {
         count_at_least("eval.batch_size", self.batch_size, 1)?;
         count_at_least("eval.probe_epochs", self.probe_epochs, 1)?;
+        count_at_least("eval.probe_batch_size", self.probe_batch_size, 1)?;
         above("eval.probe_lr", self.probe_lr, 0.0)?;
         count_at_least("eval.knn_k", self.knn_k, 1)?;
         above("eval.knn_temperature", self.knn_temperature, 0.0)

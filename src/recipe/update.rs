@@ -23,6 +23,9 @@ pub struct UpdateSection {
     /// iam-s: ascent steps K (≥ 1).
     #[serde(default = "default::steps")]
     pub steps: usize,
+    /// sam and asam: the loss ε is taken on, `all` stages or only the `labeled` ones (FixMatch + SAM baseline).
+    #[serde(default)]
+    pub loss: PerturbedLossKind,
     /// m-sharpness: samples per perturbation chunk; absent = the whole batch. Must divide `data.batch_size`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub m: Option<usize>,
@@ -41,6 +44,17 @@ pub enum UpdateRuleKind {
     Asam,
     /// IAM-S: ∇L(θ + δ*) with δ* from Algorithm 1.
     IamS,
+}
+
+/// Which loss `sam` and `asam` perturb.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PerturbedLossKind {
+    /// The whole objective.
+    #[default]
+    All,
+    /// Only the stages that read labelled views alone (e.g. `supervised`): the paper's FixMatch + SAM baseline.
+    Labeled,
 }
 
 /// Defaults of the `[update]` keys.
@@ -67,6 +81,7 @@ impl Default for UpdateSection {
             eta: default::eta(),
             sigma: default::sigma(),
             steps: default::steps(),
+            loss: PerturbedLossKind::default(),
             m: None,
         }
     }
@@ -79,6 +94,12 @@ impl UpdateSection {
         at_least("update.eta", self.eta, 0.0)?;
         at_least("update.sigma", self.sigma, 0.0)?;
         count_at_least("update.steps", self.steps, 1)?;
+        if self.loss != PerturbedLossKind::All && !matches!(self.rule, UpdateRuleKind::Sam | UpdateRuleKind::Asam) {
+            return Err(super::check::Problem::new(
+                "update.loss",
+                "only applies to rule = \"sam\" or \"asam\" (the other rules perturb no loss)",
+            ));
+        }
         if let Some(m) = self.m {
             count_at_least("update.m", m, 1)?;
         }

@@ -5,7 +5,9 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor};
 use burnish_augment::View;
 
-use super::{per_sample_cross_entropy, Metric, Stage, StageContext, StageOutput};
+use super::{
+    per_sample_cross_entropy, per_sample_soft_cross_entropy, Metric, Stage, StageContext, StageOutput, Targets,
+};
 use crate::step::{Stream, ViewKey};
 
 /// What the masked sum of the unlabeled loss is divided by.
@@ -17,20 +19,32 @@ pub enum Normalization {
     Confident,
 }
 
+/// What the strong view is taught: the weak view's argmax, or its temperature-sharpened distribution.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PseudoLabels {
+    /// One-hot argmax of the weak view's softmax (FixMatch's default).
+    Hard,
+    /// `softmax(f(u_w) / T)`: the temperature only shapes these soft targets, never the confidence mask.
+    Soft {
+        /// Temperature T (> 0).
+        temperature: f64,
+    },
+}
+
 /// FixMatch's unlabeled loss `Σ mask · CE(f(u_s), ŷ) / μB`.
 #[derive(Debug, Clone)]
 pub struct FixMatch {
-    /// Confidence threshold τ in (0, 1] (default 0.95).
+    /// Confidence threshold τ in (0, 1] (default 0.95), applied to the weak view's softmax at temperature 1.
     pub threshold: f64,
-    /// Temperature T of the pseudo-label softmax (default 1).
-    pub temperature: f64,
+    /// Hard or soft pseudo-labels (default hard).
+    pub labels: PseudoLabels,
     /// Divisor of the masked sum (default: all samples).
     pub normalize: Normalization,
 }
 
 impl Default for FixMatch {
     fn default() -> Self {
-        Self { threshold: 0.95, temperature: 1.0, normalize: Normalization::All }
+        Self { threshold: 0.95, labels: PseudoLabels::Hard, normalize: Normalization::All }
     }
 }
 
@@ -46,16 +60,22 @@ impl<B: AutodiffBackend> Stage<B> for FixMatch {
     fn loss(&self, ctx: &StageContext<'_, B>) -> StageOutput<B> {
         let weak = ctx.forward.logits(ViewKey::new(Stream::Unlabeled, View::Weak)).expect("listed view");
         let strong = ctx.forward.logits(ViewKey::new(Stream::Unlabeled, View::Strong)).expect("listed view");
-        let FixMatchTerms { loss, mask, pseudo } = self.terms(weak, strong);
+        // At θ + ε the pseudo-labels and mask of θ are held (SPEC §4): the same targets, a perturbed student.
+        let targets = match ctx.held {
+            Some(held) => held.clone(),
+            None => self.targets(weak),
+        };
+        let loss = self.loss_for(strong, &targets);
+        let mask = targets.mask.clone();
         let mut metrics = vec![Metric { name: "mask_rate", value: mask.clone().mean() }];
         if let Some(truth) = ctx.batch.labels(Stream::Unlabeled) {
-            let correct = pseudo.equal(truth.clone()).float();
+            let correct = targets.labels.clone().equal(truth.clone()).float();
             metrics.push(Metric { name: "pseudo_acc", value: correct.clone().mean() });
             // Accuracy among the confident pseudo-labels, the ones that are actually trained on.
             let confident_correct = (correct * mask.clone()).sum() / mask.sum().clamp_min(1.0);
             metrics.push(Metric { name: "pseudo_acc_masked", value: confident_correct });
         }
-        StageOutput { loss, metrics }
+        StageOutput { loss, metrics, targets: Some(targets) }
     }
 }
 
@@ -66,24 +86,48 @@ pub struct FixMatchTerms<B: Backend> {
     pub loss: Tensor<B, 1>,
     /// 1 where the weak view's confidence reaches the threshold, else 0.
     pub mask: Tensor<B, 1>,
-    /// argmax of the weak view's (tempered) softmax.
+    /// argmax of the weak view's softmax.
     pub pseudo: Tensor<B, 1, Int>,
 }
 
 impl FixMatch {
-    /// The loss, mask and pseudo-labels for the weak and strong views' logits (`[μB, classes]` each).
-    pub fn terms<B: Backend>(&self, weak: Tensor<B, 2>, strong: Tensor<B, 2>) -> FixMatchTerms<B> {
-        let q = softmax(weak.detach().div_scalar(self.temperature), 1);
+    /// Pseudo-labels, soft targets (if any) and mask from the weak view's logits, all detached.
+    ///
+    /// The mask is taken on the temperature-1 softmax, as FixMatch and USB do; the temperature only sharpens
+    /// soft targets.
+    pub fn targets<B: Backend>(&self, weak: Tensor<B, 2>) -> Targets<B> {
+        let weak = weak.detach();
+        let q = softmax(weak.clone(), 1);
         let confidence = q.clone().max_dim(1).squeeze_dim::<1>(1);
-        let pseudo = q.argmax(1).squeeze_dim::<1>(1);
+        let labels = q.argmax(1).squeeze_dim::<1>(1);
         let mask = confidence.greater_equal_elem(self.threshold).float();
-        let masked = (per_sample_cross_entropy(strong, pseudo.clone(), 0.0) * mask.clone()).sum();
+        let soft = match self.labels {
+            PseudoLabels::Hard => None,
+            PseudoLabels::Soft { temperature } => Some(softmax(weak.div_scalar(temperature), 1)),
+        };
+        Targets { labels, soft, mask }
+    }
+
+    /// The masked, normalised loss of the strong view's logits against `targets`.
+    pub fn loss_for<B: Backend>(&self, strong: Tensor<B, 2>, targets: &Targets<B>) -> Tensor<B, 1> {
+        let per_sample = match &targets.soft {
+            None => per_sample_cross_entropy(strong, targets.labels.clone(), 0.0),
+            Some(soft) => per_sample_soft_cross_entropy(strong, soft.clone()),
+        };
+        let mask = targets.mask.clone();
+        let masked = (per_sample * mask.clone()).sum();
         let n = mask.dims()[0] as f64;
-        let loss = match self.normalize {
+        match self.normalize {
             Normalization::All => masked.div_scalar(n),
             // The clamp keeps a batch with no confident sample at loss 0 instead of 0/0.
-            Normalization::Confident => masked / mask.clone().sum().clamp_min(1.0),
-        };
-        FixMatchTerms { loss, mask, pseudo }
+            Normalization::Confident => masked / mask.sum().clamp_min(1.0),
+        }
+    }
+
+    /// The loss, mask and pseudo-labels for the weak and strong views' logits (`[μB, classes]` each).
+    pub fn terms<B: Backend>(&self, weak: Tensor<B, 2>, strong: Tensor<B, 2>) -> FixMatchTerms<B> {
+        let targets = self.targets(weak);
+        let loss = self.loss_for(strong, &targets);
+        FixMatchTerms { loss, mask: targets.mask, pseudo: targets.labels }
     }
 }

@@ -1,8 +1,10 @@
 //! `iam-d`: β · KL(p(x; θ) ‖ p(x; θ + sg(δ*))), the IAM regulariser as a loss term (SPEC §2, §3).
 //!
-//! Cost model (K = 1): one ascent pass (forward + backward at θ + δ₀) inside Algorithm 1 and one perturbed pass
-//! (forward at θ + sg(δ*), back-propagated with the task loss). The clean branch reuses the step's forward; its
-//! KL gradient rides on the same backward as the task loss, so there is never a second clean forward.
+//! The clean and perturbed distributions are taken over the same images x with BatchNorm normalising x alone in
+//! every pass. Cost model (K = 1): one ascent pass (forward + backward at θ + δ₀) inside Algorithm 1 and one
+//! perturbed pass (forward at θ + sg(δ*), back-propagated with the task loss). The clean branch reuses the step's
+//! forward when that forward held exactly x (supervised, SimCLR); when it also held other images (FixMatch's
+//! strong views) a third pass runs over x alone. Either way the KL's gradient rides on the task loss's backward.
 
 use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::{AutodiffBackend, Backend};
@@ -12,7 +14,7 @@ use super::{ntxent_logits, Metric, Stage, StageContext, StageOutput};
 use crate::iam::{kl_batchmean, worst_case_delta, Inconsistency};
 use crate::model::{BnMode, Net};
 use crate::params::linked_copy;
-use crate::pipeline::seed::rng_for;
+use crate::seed::rng_for;
 use crate::step::ViewKey;
 
 /// Where the distributions compared by IAM-D come from.
@@ -94,16 +96,16 @@ impl<B: AutodiffBackend> Stage<B> for IamD {
 
     fn loss(&self, ctx: &StageContext<'_, B>) -> StageOutput<B> {
         let keys = self.keys();
-        let listed = "the step forwards every view a stage lists";
-        let logits = Tensor::cat(keys.iter().map(|&k| ctx.forward.logits(k).expect(listed)).collect(), 0);
-        let projections = ctx
-            .forward
-            .output
-            .projections
-            .as_ref()
-            .map(|_| Tensor::cat(keys.iter().map(|&k| ctx.forward.projections(k).expect(listed)).collect(), 0));
-        let clean = self.scores(logits, projections);
-        let x = ctx.forward.inputs(&keys).expect("listed views are in the forward");
+        let x =
+            ctx.batch.images(&keys).unwrap_or_else(|k| panic!("the step batch has every listed view; {k} is missing"));
+        // The clean branch must normalise exactly the batch the perturbed passes see (SPEC §3 step 1), or the KL
+        // would not vanish as ρ → 0. The step's forward qualifies only when it held x and nothing else.
+        let clean = if ctx.forward.holds_exactly(&keys) {
+            self.scores(ctx.forward.output.logits.clone(), ctx.forward.output.projections.clone())
+        } else {
+            let out = ctx.model.forward(x.clone(), BnMode::TrainNoStats);
+            self.scores(out.logits, out.projections)
+        };
         // Tracked: the clean branch's gradient flows through p as well as through the perturbed branch.
         let p = log_softmax(clean, 1).exp();
         let mut rng = rng_for(&[ctx.seed]);
@@ -112,6 +114,6 @@ impl<B: AutodiffBackend> Stage<B> for IamD {
         let perturbed = linked_copy(ctx.model, &delta);
         let kl = kl_batchmean(p, self.perturbed_log_probs(&perturbed, &x));
         let s_rho = kl.clone().detach();
-        StageOutput { loss: kl, metrics: vec![Metric { name: "s_rho", value: s_rho }] }
+        StageOutput::new(kl, vec![Metric { name: "s_rho", value: s_rho }])
     }
 }

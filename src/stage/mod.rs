@@ -9,13 +9,13 @@ mod iam_d;
 mod ntxent;
 mod supervised;
 
-pub use fixmatch::{FixMatch, FixMatchTerms, Normalization};
+pub use fixmatch::{FixMatch, FixMatchTerms, Normalization, PseudoLabels};
 pub use iam_d::{IamD, IamSource, ProjectionDistribution};
 pub use ntxent::{l2_normalize, ntxent_logits, ntxent_loss, NtXent};
 pub use supervised::Supervised;
 
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::Tensor;
+use burn::tensor::{Int, Tensor};
 
 use crate::model::Net;
 use crate::step::{Forward, StepBatch, ViewKey};
@@ -30,6 +30,21 @@ pub struct StageContext<'a, B: AutodiffBackend> {
     pub model: &'a Net<B>,
     /// Seed for the stage's random draws, fixed by (run seed, step, stage index).
     pub seed: u64,
+    /// The targets this stage derived from the model at θ, when the objective is evaluated again at a perturbed
+    /// θ + ε (SAM, ASAM, IAM-S): they are held fixed there instead of being derived again.
+    pub held: Option<&'a Targets<B>>,
+}
+
+/// Targets a stage derives from the model itself (FixMatch's pseudo-labels and mask): computed once at θ and
+/// reused, detached, when the same objective is evaluated at θ + ε.
+#[derive(Debug, Clone)]
+pub struct Targets<B: Backend> {
+    /// Hard pseudo-label of each row.
+    pub labels: Tensor<B, 1, Int>,
+    /// Soft target distribution of each row (`[rows, classes]`), when the stage trains on soft labels.
+    pub soft: Option<Tensor<B, 2>>,
+    /// 1 where the row takes part in the loss, else 0.
+    pub mask: Tensor<B, 1>,
 }
 
 /// A named scalar a stage reports (detached; read on the host only when logged).
@@ -48,6 +63,15 @@ pub struct StageOutput<B: AutodiffBackend> {
     pub loss: Tensor<B, 1>,
     /// Extra named metrics.
     pub metrics: Vec<Metric<B>>,
+    /// Targets derived from the model at this evaluation's parameters, to hold fixed at θ + ε.
+    pub targets: Option<Targets<B>>,
+}
+
+impl<B: AutodiffBackend> StageOutput<B> {
+    /// An output without model-derived targets.
+    pub fn new(loss: Tensor<B, 1>, metrics: Vec<Metric<B>>) -> Self {
+        Self { loss, metrics, targets: None }
+    }
 }
 
 /// One term of the training objective.
@@ -90,4 +114,10 @@ pub fn per_sample_cross_entropy<B: Backend>(
     }
     let uniform = log_p.mean_dim(1).squeeze_dim::<1>(1).neg();
     nll.mul_scalar(1.0 - eps) + uniform.mul_scalar(eps)
+}
+
+/// Cross-entropy per row of `logits` against target distributions `targets` (`-Σ_c q_c log p_c`).
+pub fn per_sample_soft_cross_entropy<B: Backend>(logits: Tensor<B, 2>, targets: Tensor<B, 2>) -> Tensor<B, 1> {
+    let log_p = burn::tensor::activation::log_softmax(logits, 1);
+    (log_p * targets).sum_dim(1).squeeze_dim::<1>(1).neg()
 }

@@ -76,6 +76,6 @@ impl<B: AutodiffBackend> Stage<B> for NtXent {
         let (logits, targets) = ntxent_logits(a, b, self.temperature);
         // How often the partner is the most similar sample: SimCLR's contrastive top-1 accuracy.
         let acc = logits.clone().detach().argmax(1).squeeze_dim::<1>(1).equal(targets.clone()).float().mean();
-        StageOutput { loss: cross_entropy(logits, targets, 0.0), metrics: vec![Metric { name: "acc", value: acc }] }
+        StageOutput::new(cross_entropy(logits, targets, 0.0), vec![Metric { name: "acc", value: acc }])
     }
 }

@@ -35,9 +35,6 @@ impl<B: AutodiffBackend> Stage<B> for Supervised {
         let logits = ctx.forward.logits(key).expect("the step forwards every view a stage lists");
         let labels = ctx.batch.labels(Stream::Labeled).expect("a labelled view comes with labels").clone();
         let acc = logits.clone().detach().argmax(1).squeeze_dim::<1>(1).equal(labels.clone()).float().mean();
-        StageOutput {
-            loss: cross_entropy(logits, labels, self.label_smoothing),
-            metrics: vec![Metric { name: "acc", value: acc }],
-        }
+        StageOutput::new(cross_entropy(logits, labels, self.label_smoothing), vec![Metric { name: "acc", value: acc }])
     }
 }

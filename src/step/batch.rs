@@ -103,6 +103,12 @@ impl<B: Backend> StepBatch<B> {
         self.images.iter().find(|(k, _)| *k == key).map(|(_, t)| t)
     }
 
+    /// The images of several views concatenated in the given order, or the first missing view.
+    pub fn images(&self, keys: &[ViewKey]) -> Result<Tensor<B, 4>, ViewKey> {
+        let parts = keys.iter().map(|&k| self.view(k).cloned().ok_or(k)).collect::<Result<Vec<_>, _>>()?;
+        Ok(Tensor::cat(parts, 0))
+    }
+
     /// The labels of a stream, if the batch has it.
     pub fn labels(&self, stream: Stream) -> Option<&Tensor<B, 1, Int>> {
         self.labels.iter().find(|(s, _)| *s == stream).map(|(_, t)| t)

@@ -35,6 +35,12 @@ impl<B: Backend> Forward<B> {
         Ok(Self { output, input, segments })
     }
 
+    /// Whether the forward ran over exactly `keys`, in this order and nothing else: then BatchNorm normalised
+    /// exactly those images, and a pass at perturbed parameters over them can be compared with this one.
+    pub fn holds_exactly(&self, keys: &[ViewKey]) -> bool {
+        self.segments.len() == keys.len() && self.segments.iter().zip(keys).all(|((k, _, _), key)| k == key)
+    }
+
     /// Row range of a view in the concatenated batch.
     pub fn rows(&self, key: ViewKey) -> Option<std::ops::Range<usize>> {
         self.segments.iter().find(|(k, _, _)| *k == key).map(|&(_, s, e)| s..e)

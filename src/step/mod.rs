@@ -11,8 +11,8 @@ use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::Tensor;
 
 use crate::model::{BnMode, Net};
-use crate::pipeline::seed::derive_seed;
-use crate::stage::{StageContext, Weighted};
+use crate::seed::derive_seed;
+use crate::stage::{StageContext, Targets, Weighted};
 
 /// The weighted stages of a recipe: the training objective.
 pub struct Objective<B: AutodiffBackend> {
@@ -20,7 +20,7 @@ pub struct Objective<B: AutodiffBackend> {
     pub stages: Vec<Weighted<B>>,
 }
 
-/// The objective evaluated once: its loss, the forward it came from and its metrics.
+/// The objective evaluated once: its loss, the forward it came from, its metrics and the stages' targets.
 pub struct Evaluation<B: AutodiffBackend> {
     /// Σ weight · stage loss (carries gradient).
     pub total: Tensor<B, 1>,
@@ -28,20 +28,46 @@ pub struct Evaluation<B: AutodiffBackend> {
     pub forward: Forward<B>,
     /// `(name, value)` pairs: each stage's loss and metrics, and the total.
     pub metrics: Vec<(String, Tensor<B, 1>)>,
+    /// Each evaluated stage's model-derived targets, by stage index, to hold fixed at θ + ε.
+    pub targets: Vec<(usize, Targets<B>)>,
+}
+
+impl<B: AutodiffBackend> Evaluation<B> {
+    /// The targets stage `index` derived, if any.
+    pub fn targets_of(&self, index: usize) -> Option<&Targets<B>> {
+        self.targets.iter().find(|(i, _)| *i == index).map(|(_, t)| t)
+    }
 }
 
 impl<B: AutodiffBackend> Objective<B> {
     /// Every view some stage reads, each once, in first-use order (so labelled views come first).
     pub fn views(&self) -> Vec<ViewKey> {
+        self.views_of(&self.all())
+    }
+
+    /// The views the stages at `indices` read, each once, in first-use order.
+    fn views_of(&self, indices: &[usize]) -> Vec<ViewKey> {
         let mut keys: Vec<ViewKey> = Vec::new();
-        for s in &self.stages {
-            for k in s.stage.views() {
+        for &i in indices {
+            for k in self.stages[i].stage.views() {
                 if !keys.contains(&k) {
                     keys.push(k);
                 }
             }
         }
         keys
+    }
+
+    /// Indices of every stage.
+    pub fn all(&self) -> Vec<usize> {
+        (0..self.stages.len()).collect()
+    }
+
+    /// Indices of the stages that read labelled views only: the loss `sam`/`asam` perturb with `loss = "labeled"`.
+    pub fn labeled(&self) -> Vec<usize> {
+        (0..self.stages.len())
+            .filter(|&i| self.stages[i].stage.views().iter().all(|k| k.stream == Stream::Labeled))
+            .collect()
     }
 
     /// Metric-name prefix of each stage: its kind, with its index when the kind repeats.
@@ -55,22 +81,50 @@ impl<B: AutodiffBackend> Objective<B> {
     }
 
     /// Runs the forward over every needed view with `mode`, then every stage, and sums the weighted losses.
+    ///
+    /// `held` is the evaluation at θ whose targets the stages reuse (at θ + ε); `None` derives them afresh.
     pub fn evaluate(
         &self,
         model: &Net<B>,
         batch: &StepBatch<B>,
         mode: BnMode,
         seed: u64,
+        held: Option<&Evaluation<B>>,
     ) -> Result<Evaluation<B>, String> {
-        let forward = Forward::run(model, batch, &self.views(), mode)?;
+        self.evaluate_stages(&self.all(), model, batch, mode, seed, held)
+    }
+
+    /// Like [`Objective::evaluate`] for the stages at `indices` only; the forward holds just the views they read.
+    pub fn evaluate_stages(
+        &self,
+        indices: &[usize],
+        model: &Net<B>,
+        batch: &StepBatch<B>,
+        mode: BnMode,
+        seed: u64,
+        held: Option<&Evaluation<B>>,
+    ) -> Result<Evaluation<B>, String> {
+        let forward = Forward::run(model, batch, &self.views_of(indices), mode)?;
+        let names = self.stage_names();
         let mut total: Option<Tensor<B, 1>> = None;
         let mut metrics = Vec::new();
-        for (i, (s, name)) in self.stages.iter().zip(self.stage_names()).enumerate() {
-            let ctx = StageContext { forward: &forward, batch, model, seed: derive_seed(&[seed, i as u64]) };
+        let mut targets = Vec::new();
+        for &i in indices {
+            let (s, name) = (&self.stages[i], &names[i]);
+            let ctx = StageContext {
+                forward: &forward,
+                batch,
+                model,
+                seed: derive_seed(&[seed, i as u64]),
+                held: held.and_then(|h| h.targets_of(i)),
+            };
             let out = s.stage.loss(&ctx);
             metrics.push((format!("{name}/loss"), out.loss.clone().detach()));
             for m in out.metrics {
                 metrics.push((format!("{name}/{}", m.name), m.value));
+            }
+            if let Some(t) = out.targets {
+                targets.push((i, t));
             }
             let term = out.loss.mul_scalar(s.weight);
             total = Some(match total {
@@ -80,6 +134,6 @@ impl<B: AutodiffBackend> Objective<B> {
         }
         let total = total.ok_or("a recipe needs at least one stage")?;
         metrics.push(("loss".into(), total.clone().detach()));
-        Ok(Evaluation { total, forward, metrics })
+        Ok(Evaluation { total, forward, metrics, targets })
     }
 }

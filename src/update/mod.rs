@@ -7,17 +7,27 @@ mod perturbation;
 
 pub use perturbation::{asam_perturbation, sam_perturbation};
 
+use burn::module::AutodiffModule;
 use burn::optim::GradientsParams;
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::Tensor;
-use burnish_augment::View;
 
-use crate::iam::{kl_batchmean, worst_case_delta, Inconsistency};
+use crate::iam::{inconsistency_at, kl_batchmean, worst_case_delta, Inconsistency};
 use crate::model::{BnMode, Net};
-use crate::params::{fresh_leaf_copy, map_vector};
-use crate::pipeline::seed::{derive_seed, rng_for};
-use crate::step::{Evaluation, Objective, StepBatch, Stream, ViewKey};
+use crate::params::{fresh_leaf_copy, map_vector, swap_term};
+use crate::seed::{derive_seed, rng_for};
+use crate::step::{Objective, StepBatch, Stream, ViewKey};
+
+/// Which loss SAM and ASAM perturb.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PerturbedLoss {
+    /// The whole objective: ε from ∇L(θ), gradient ∇L(θ + ε).
+    All,
+    /// Only the stages that read labelled views alone (the paper's FixMatch + SAM baseline): ε from the labelled
+    /// loss's gradient, and that loss's gradient at θ + ε replaces its gradient at θ in the applied gradient.
+    Labeled,
+}
 
 /// How the perturbation ε of a two-pass rule is chosen.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,16 +38,26 @@ pub enum Rule {
     Sam {
         /// Radius ρ.
         rho: f64,
+        /// The loss ε is taken on and re-evaluated at θ + ε.
+        loss: PerturbedLoss,
     },
-    /// ASAM: ε = ρ T² g / ‖T g‖ with T = |w| + η on weights and 1 on biases.
+    /// ASAM: ε = ρ T² g / ‖T g‖ with T = |w| + η on weights (BatchNorm γ included) and 1 on biases and β.
     Asam {
         /// Radius ρ.
         rho: f64,
         /// Offset η.
         eta: f64,
+        /// The loss ε is taken on and re-evaluated at θ + ε.
+        loss: PerturbedLoss,
     },
-    /// IAM-S: ε = δ* of Algorithm 1 on the step's inconsistency batch.
-    IamS(Inconsistency),
+    /// IAM-S: ε = δ* of Algorithm 1 on the inconsistency batch `views`, with BatchNorm normalising those images
+    /// alone in the clean and every perturbed pass.
+    IamS {
+        /// ρ, σ and K of Algorithm 1.
+        inconsistency: Inconsistency,
+        /// The views whose images form the inconsistency batch, concatenated in this order.
+        views: Vec<ViewKey>,
+    },
 }
 
 /// An update rule with optional m-sharpness.
@@ -55,6 +75,8 @@ pub struct RuleOutput<B: AutodiffBackend> {
     pub grads: GradientsParams,
     /// Metrics of the objective at θ (plus `s_rho` for IAM-S).
     pub metrics: Vec<(String, Tensor<B, 1>)>,
+    /// The perturbation ε each chunk's gradient was taken at (one per m-sharpness chunk; none for `plain`).
+    pub perturbations: Vec<GradientsParams>,
 }
 
 impl UpdateRule {
@@ -96,70 +118,71 @@ impl UpdateRule {
         objective: &Objective<B>,
         seed: u64,
     ) -> Result<RuleOutput<B>, String> {
-        // Stages draw from `seed`; the rule's own draws (IAM-S) from a seed derived from it, so neither repeats the other.
-        let clean = objective.evaluate(model, batch, BnMode::Train, seed)?;
-        let epsilon = match &self.rule {
-            Rule::Plain => {
-                let grads = GradientsParams::from_grads(clean.total.backward(), model);
-                return Ok(RuleOutput { grads, metrics: clean.metrics });
-            }
-            Rule::Sam { rho } => {
-                let g = GradientsParams::from_grads(clean.total.clone().backward(), model);
-                sam_perturbation(model, &g, *rho)
-            }
-            Rule::Asam { rho, eta } => {
-                let g = GradientsParams::from_grads(clean.total.clone().backward(), model);
-                asam_perturbation(model, &g, *rho, *eta)
-            }
-            Rule::IamS(cfg) => iam_s_perturbation(model, &clean, cfg, derive_seed(&[seed, u64::MAX]))?,
+        let clean = objective.evaluate(model, batch, BnMode::Train, seed, None)?;
+        let perturb = |g: &GradientsParams| match self.rule {
+            Rule::Asam { rho, eta, .. } => asam_perturbation(model, g, rho, eta),
+            Rule::Sam { rho, .. } => sam_perturbation(model, g, rho),
+            Rule::Plain | Rule::IamS { .. } => unreachable!("only SAM and ASAM perturb along a gradient"),
         };
-        let Evaluation { metrics, forward, .. } = clean;
-        let perturbed = fresh_leaf_copy(model, &epsilon);
-        let at_eps = objective.evaluate(&perturbed, batch, BnMode::TrainNoStats, seed)?;
-        let mut metrics = metrics;
-        if let Rule::IamS(_) = self.rule {
-            // Ŝ_ρ comes free: the θ + δ* pass already produced the perturbed logits of the inconsistency batch.
-            let keys = inconsistency_keys(&forward);
-            let p = softmax(cat_logits(&forward, &keys), 1).detach();
-            let q = log_softmax(cat_logits(&at_eps.forward, &keys), 1).detach();
-            metrics.push(("s_rho".into(), kl_batchmean(p, q)));
-        }
-        let grads = GradientsParams::from_grads(at_eps.total.backward(), &perturbed);
-        Ok(RuleOutput { grads, metrics })
+        let (grads, epsilon) = match &self.rule {
+            Rule::Plain => {
+                let grads = GradientsParams::from_grads(clean.total.clone().backward(), model);
+                return Ok(RuleOutput { grads, metrics: clean.metrics, perturbations: Vec::new() });
+            }
+            Rule::Sam { loss: PerturbedLoss::All, .. } | Rule::Asam { loss: PerturbedLoss::All, .. } => {
+                let g = GradientsParams::from_grads(clean.total.clone().backward(), model);
+                let epsilon = perturb(&g);
+                let perturbed = fresh_leaf_copy(model, &epsilon);
+                // Stage targets (pseudo-labels, mask) come from θ and are held at θ + ε (SPEC §4).
+                let at_eps = objective.evaluate(&perturbed, batch, BnMode::TrainNoStats, seed, Some(&clean))?;
+                (GradientsParams::from_grads(at_eps.total.backward(), &perturbed), epsilon)
+            }
+            Rule::Sam { loss: PerturbedLoss::Labeled, .. } | Rule::Asam { loss: PerturbedLoss::Labeled, .. } => {
+                let labeled = objective.labeled();
+                if labeled.is_empty() {
+                    return Err("update.loss = \"labeled\" needs a stage that reads labelled views only".into());
+                }
+                let g_all = GradientsParams::from_grads(clean.total.clone().backward(), model);
+                // The labelled loss on the labelled views alone, at θ and at θ + ε, so that BatchNorm normalises
+                // the same images in both and the correction vanishes as ρ → 0.
+                let at_theta =
+                    objective.evaluate_stages(&labeled, model, batch, BnMode::TrainNoStats, seed, Some(&clean))?;
+                let g_lab = GradientsParams::from_grads(at_theta.total.backward(), model);
+                let epsilon = perturb(&g_lab);
+                let perturbed = fresh_leaf_copy(model, &epsilon);
+                let at_eps =
+                    objective.evaluate_stages(&labeled, &perturbed, batch, BnMode::TrainNoStats, seed, Some(&clean))?;
+                let g_lab_eps = GradientsParams::from_grads(at_eps.total.backward(), &perturbed);
+                (swap_term(model, &g_all, &g_lab, &g_lab_eps), epsilon)
+            }
+            Rule::IamS { inconsistency, views } => {
+                let x = batch.images(views).map_err(|k| format!("iam-s needs the step's `{k}` images"))?;
+                let log_q = |m: &Net<B>| log_softmax(m.forward(x.clone(), BnMode::TrainNoStats).logits, 1);
+                // p over x alone: the step's forward qualifies only if it held exactly x (SPEC §3 step 1).
+                let p = if clean.forward.holds_exactly(views) {
+                    softmax(clean.forward.output.logits.clone().detach(), 1)
+                } else {
+                    let untracked = model.valid().forward(x.clone().inner(), BnMode::TrainNoStats);
+                    Tensor::from_inner(softmax(untracked.logits, 1))
+                };
+                let mut rng = rng_for(&[derive_seed(&[seed, u64::MAX])]);
+                let delta = worst_case_delta(model, p.clone(), log_q, inconsistency, &mut rng);
+                let perturbed = fresh_leaf_copy(model, &delta);
+                let at_eps = objective.evaluate(&perturbed, batch, BnMode::TrainNoStats, seed, Some(&clean))?;
+                // Ŝ_ρ = KL(p ‖ p(x; θ + δ*)): free when the θ + δ* pass held exactly x, one forward otherwise.
+                let s_rho = if at_eps.forward.holds_exactly(views) {
+                    kl_batchmean(p, log_softmax(at_eps.forward.output.logits.clone().detach(), 1))
+                } else {
+                    inconsistency_at(model, p, &delta, log_q)
+                };
+                let grads = GradientsParams::from_grads(at_eps.total.backward(), &perturbed);
+                let mut metrics = clean.metrics;
+                metrics.push(("s_rho".into(), s_rho));
+                return Ok(RuleOutput { grads, metrics, perturbations: vec![delta] });
+            }
+        };
+        Ok(RuleOutput { grads, metrics: clean.metrics, perturbations: vec![epsilon] })
     }
-}
-
-/// The views IAM-S measures inconsistency on: the labelled weak view and, when present, the unlabeled weak view.
-fn inconsistency_keys<B: AutodiffBackend>(forward: &crate::step::Forward<B>) -> Vec<ViewKey> {
-    [ViewKey::new(Stream::Labeled, View::Weak), ViewKey::new(Stream::Unlabeled, View::Weak)]
-        .into_iter()
-        .filter(|k| forward.rows(*k).is_some())
-        .collect()
-}
-
-fn cat_logits<B: AutodiffBackend>(forward: &crate::step::Forward<B>, keys: &[ViewKey]) -> Tensor<B, 2> {
-    Tensor::cat(keys.iter().map(|&k| forward.logits(k).expect("keys are filtered to present views")).collect(), 0)
-}
-
-fn iam_s_perturbation<B: AutodiffBackend>(
-    model: &Net<B>,
-    clean: &Evaluation<B>,
-    cfg: &Inconsistency,
-    seed: u64,
-) -> Result<GradientsParams, String> {
-    let keys = inconsistency_keys(&clean.forward);
-    if keys.is_empty() {
-        return Err("iam-s needs a weak view of the labelled or unlabeled stream".into());
-    }
-    let p = softmax(cat_logits(&clean.forward, &keys), 1);
-    let x = clean.forward.inputs(&keys).expect("keys are filtered to present views");
-    Ok(worst_case_delta(
-        model,
-        p,
-        |m: &Net<B>| log_softmax(m.forward(x.clone(), BnMode::TrainNoStats).logits, 1),
-        cfg,
-        &mut rng_for(&[seed]),
-    ))
 }
 
 /// Averages the chunks' gradients (m-sharpness) and concatenates their metrics' means.
@@ -167,9 +190,10 @@ fn average<B: AutodiffBackend>(model: &Net<B>, outputs: Vec<RuleOutput<B>>) -> R
     let n = outputs.len() as f64;
     let mut iter = outputs.into_iter();
     let first = iter.next().expect("at least one chunk");
-    let (mut grads, mut metrics) = (first.grads, first.metrics);
+    let (mut grads, mut metrics, mut perturbations) = (first.grads, first.metrics, first.perturbations);
     for o in iter {
         grads = crate::params::add(model, &grads, &o.grads);
+        perturbations.extend(o.perturbations);
         for ((_, acc), (_, v)) in metrics.iter_mut().zip(o.metrics) {
             *acc = acc.clone() + v;
         }
@@ -179,5 +203,5 @@ fn average<B: AutodiffBackend>(model: &Net<B>, outputs: Vec<RuleOutput<B>>) -> R
         e
     });
     let metrics = metrics.into_iter().map(|(k, v)| (k, v.div_scalar(n))).collect();
-    RuleOutput { grads, metrics }
+    RuleOutput { grads, metrics, perturbations }
 }

@@ -15,16 +15,18 @@ pub fn sam_perturbation<B: AutodiffBackend, M: AutodiffModule<B>>(
     scale_to_radius(model, g, rho)
 }
 
-/// ASAM: `ε = ρ T² g / ‖T g‖` with `T = |w| + η` on weight tensors and `T = 1` on biases and norm parameters,
-/// so that `‖T⁻¹ ε‖ = ρ`.
+/// ASAM: `ε = ρ T² g / ‖T g‖` with `T = |w| + η` on every weight (convolution and linear weights and BatchNorm γ)
+/// and `T = 1` on biases and BatchNorm β, so that `‖T⁻¹ ε‖ = ρ`.
 pub fn asam_perturbation<B: AutodiffBackend, M: AutodiffModule<B>>(
     model: &M,
     g: &GradientsParams,
     rho: f64,
     eta: f64,
 ) -> GradientsParams {
+    let scaled: std::collections::HashSet<_> =
+        crate::model::param_infos(model).into_iter().filter(|p| p.is_scale()).map(|p| p.id).collect();
     let scale = |e: &crate::params::ParamIdTensor<B>| {
-        if e.weight_like {
+        if scaled.contains(&e.id) {
             Some(e.theta.clone().abs().add_scalar(eta))
         } else {
             None

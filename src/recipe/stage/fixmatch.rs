@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::recipe::check::{above, at_least, in_open_closed, Check};
+use crate::recipe::check::{above, at_least, in_open_closed, Check, Problem};
 
 /// `[[stage]] kind = "fixmatch"`: Σ mask · CE(f(u_s), ŷ) / μB (SPEC §2).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -14,7 +14,10 @@ pub struct FixMatchSpec {
     /// Confidence threshold τ in (0, 1].
     #[serde(default = "default::threshold")]
     pub threshold: f64,
-    /// Temperature T (> 0) of the pseudo-label softmax.
+    /// `hard` (argmax, FixMatch's default) or `soft` pseudo-labels.
+    #[serde(default)]
+    pub pseudo_labels: PseudoLabelKind,
+    /// Temperature T (> 0) that sharpens soft pseudo-labels; the confidence mask always uses T = 1.
     #[serde(default = "default::temperature")]
     pub temperature: f64,
     /// What the masked loss is divided by.
@@ -31,6 +34,17 @@ pub enum FixMatchNormalize {
     All,
     /// Only the confident samples (the IAM reference code).
     Confident,
+}
+
+/// What the strong view is taught.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PseudoLabelKind {
+    /// The weak view's argmax.
+    #[default]
+    Hard,
+    /// The weak view's softmax at temperature `temperature`.
+    Soft,
 }
 
 /// Defaults of the stage's keys.
@@ -51,6 +65,7 @@ impl Default for FixMatchSpec {
         FixMatchSpec {
             weight: default::weight(),
             threshold: default::threshold(),
+            pseudo_labels: PseudoLabelKind::default(),
             temperature: default::temperature(),
             normalize: FixMatchNormalize::default(),
         }
@@ -62,6 +77,14 @@ impl FixMatchSpec {
     pub(crate) fn validate(&self, at: &str) -> Check {
         at_least(&format!("{at}.weight"), self.weight, 0.0)?;
         in_open_closed(&format!("{at}.threshold"), self.threshold, 0.0, 1.0)?;
-        above(&format!("{at}.temperature"), self.temperature, 0.0)
+        above(&format!("{at}.temperature"), self.temperature, 0.0)?;
+        if self.pseudo_labels == PseudoLabelKind::Hard && self.temperature != default::temperature() {
+            // With hard labels the temperature changes nothing (the argmax is the same), so a set value is a mistake.
+            return Err(Problem::new(
+                format!("{at}.temperature"),
+                "only applies with pseudo_labels = \"soft\" (hard pseudo-labels are an argmax, which T does not change)",
+            ));
+        }
+        Ok(())
     }
 }

@@ -6,7 +6,7 @@ mod iam_d;
 mod ntxent;
 mod supervised;
 
-pub use fixmatch::{FixMatchNormalize, FixMatchSpec};
+pub use fixmatch::{FixMatchNormalize, FixMatchSpec, PseudoLabelKind};
 pub use ggcr::GgcrSpec;
 pub use iam_d::{IamDDistribution, IamDSource, IamDSpec};
 pub use ntxent::NtXentSpec;
