@@ -1,11 +1,24 @@
-//! Checkpoint files: named byte sections in one file, written atomically (temp file, fsync, rename, fsync dir), so
-//! a crash at any moment leaves either the previous checkpoint or the new one, never a torn file.
+//! Checkpoint files: one [`Checkpoint`] (step, resolved recipe, model, optimiser state, EMA) written as named byte
+//! sections in one file, atomically (temporary file, fsync, rename, fsync of the folder), so that a crash at any
+//! moment leaves the previous checkpoint or the new one, never a torn file. The format is in `docs/checkpoints.md`.
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 16] = b"burnish-ckpt-v1\n";
+
+/// Section names, in file order.
+const STEP: &str = "step";
+const META: &str = "meta";
+const MODEL: &str = "model";
+const OPTIMIZER: &str = "optimizer";
+const EMA: &str = "ema";
+
+/// A test hook (`tests/crash.rs`): `fail:N` makes the N-th checkpoint write of the process fail half-way with "no
+/// space left on device" (where a size-limited file system cannot be mounted); `stall:N` makes it stop half-way
+/// and wait, so a test can kill the process in the middle of a write.
+const FAULT_ENV: &str = "BURNISH_TEST_CHECKPOINT_FAULT";
 
 /// Why a checkpoint could not be written or read.
 #[derive(Debug, thiserror::Error)]
@@ -18,7 +31,7 @@ pub enum CheckpointError {
         /// The OS error (in the message, not chained, so it is printed once).
         error: std::io::Error,
     },
-    /// The file is not a burnish checkpoint or is cut short.
+    /// The file is not a burnish checkpoint, is cut short or lacks a section.
     #[error("checkpoint {path}: {reason}")]
     Format {
         /// The file.
@@ -28,48 +41,127 @@ pub enum CheckpointError {
     },
 }
 
-/// The named sections of a checkpoint.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct Sections(pub Vec<(String, Vec<u8>)>);
+/// Everything a run needs to continue exactly where it stopped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checkpoint {
+    /// Optimiser steps taken.
+    pub step: u64,
+    /// The resolved recipe the run trains (TOML), so a checkpoint can be inspected on its own.
+    pub recipe: String,
+    /// Model weights and buffers (Burn's binary record at full precision).
+    pub model: Vec<u8>,
+    /// Optimiser state (Burn's binary record).
+    pub optimizer: Vec<u8>,
+    /// EMA weights, when the run keeps an EMA.
+    pub ema: Option<Vec<u8>>,
+}
 
-impl Sections {
-    /// Adds a section.
-    pub fn push(&mut self, name: &str, bytes: Vec<u8>) {
-        self.0.push((name.to_string(), bytes));
+impl Checkpoint {
+    /// Writes the checkpoint to `path` atomically; on failure no partial file is left behind.
+    pub fn write(&self, path: &Path) -> Result<(), CheckpointError> {
+        let step = self.step.to_le_bytes();
+        let mut sections: Vec<(&str, &[u8])> =
+            vec![(STEP, &step), (META, self.recipe.as_bytes()), (MODEL, &self.model), (OPTIMIZER, &self.optimizer)];
+        if let Some(ema) = &self.ema {
+            sections.push((EMA, ema));
+        }
+        write_atomic(path, &encode(&sections))
     }
 
-    /// Takes the section called `name` out.
-    pub fn take(&mut self, name: &str) -> Option<Vec<u8>> {
-        let i = self.0.iter().position(|(n, _)| n == name)?;
-        Some(self.0.remove(i).1)
+    /// Reads a checkpoint written by [`Checkpoint::write`].
+    pub fn read(path: &Path) -> Result<Self, CheckpointError> {
+        let bad = |reason: String| CheckpointError::Format { path: path.to_path_buf(), reason };
+        let mut bytes = Vec::new();
+        File::open(path)
+            .and_then(|mut f| f.read_to_end(&mut bytes))
+            .map_err(|error| CheckpointError::Io { path: path.to_path_buf(), error })?;
+        let mut sections = decode(&bytes).map_err(|r| bad(r.to_string()))?;
+        let mut take = |name: &str| {
+            let i = sections.iter().position(|(n, _)| n == name);
+            i.map(|i| sections.remove(i).1)
+        };
+        let step = take(STEP).ok_or_else(|| bad(format!("has no `{STEP}` section")))?;
+        let step = u64::from_le_bytes(step.as_slice().try_into().map_err(|_| bad("bad step".into()))?);
+        let recipe = take(META).ok_or_else(|| bad(format!("has no `{META}` section (the recipe)")))?;
+        let recipe = String::from_utf8(recipe).map_err(|_| bad("the embedded recipe is not UTF-8".into()))?;
+        let model = take(MODEL).ok_or_else(|| bad(format!("has no `{MODEL}` section")))?;
+        let optimizer = take(OPTIMIZER).ok_or_else(|| bad(format!("has no `{OPTIMIZER}` section")))?;
+        let ema = take(EMA);
+        Ok(Self { step, recipe, model, optimizer, ema })
     }
 }
 
-/// Writes `sections` to `path` atomically.
-pub fn write_atomic(path: &Path, sections: &Sections) -> Result<(), CheckpointError> {
-    let io = |error| CheckpointError::Io { path: path.to_path_buf(), error };
-    let mut bytes = Vec::with_capacity(sections.0.iter().map(|(n, b)| n.len() + b.len() + 12).sum::<usize>() + 20);
+/// Whether a file name in a checkpoint folder is the temporary file of an unfinished write.
+pub fn is_temporary(file_name: &str) -> bool {
+    file_name.starts_with(".step-") && file_name.contains(".tmp-")
+}
+
+/// The file image: magic, section count, then (name length, name, data length, data) per section.
+fn encode(sections: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(sections.iter().map(|(n, b)| n.len() + b.len() + 12).sum::<usize>() + 20);
     bytes.extend_from_slice(MAGIC);
-    bytes.extend_from_slice(&(sections.0.len() as u32).to_le_bytes());
-    for (name, data) in &sections.0 {
+    bytes.extend_from_slice(&(sections.len() as u32).to_le_bytes());
+    for (name, data) in sections {
         bytes.extend_from_slice(&(name.len() as u32).to_le_bytes());
         bytes.extend_from_slice(name.as_bytes());
         bytes.extend_from_slice(&(data.len() as u64).to_le_bytes());
         bytes.extend_from_slice(data);
     }
+    bytes
+}
+
+/// The sections of a file image made by [`encode`].
+fn decode(bytes: &[u8]) -> Result<Vec<(String, Vec<u8>)>, &'static str> {
+    let mut rest = bytes.strip_prefix(MAGIC.as_slice()).ok_or("not a burnish checkpoint")?;
+    let mut take = |n: usize| -> Result<&[u8], &'static str> {
+        if rest.len() < n {
+            return Err("truncated");
+        }
+        let (head, tail) = rest.split_at(n);
+        rest = tail;
+        Ok(head)
+    };
+    let u32_at = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    let count = u32_at(take(4)?);
+    let mut sections = Vec::new();
+    for _ in 0..count {
+        let name_len = u32_at(take(4)?) as usize;
+        let name = String::from_utf8(take(name_len)?.to_vec()).map_err(|_| "section name is not UTF-8")?;
+        let len = u64::from_le_bytes(take(8)?.try_into().map_err(|_| "truncated")?);
+        let len = usize::try_from(len).map_err(|_| "truncated")?;
+        sections.push((name, take(len)?.to_vec()));
+    }
+    Ok(sections)
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder, then renames it into place.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+    let io = |error| CheckpointError::Io { path: path.to_path_buf(), error };
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(io)?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
-        std::process::id()
-    ));
-    {
-        let mut f = File::create(&tmp).map_err(io)?;
-        f.write_all(&bytes).map_err(io)?;
-        f.sync_all().map_err(io)?;
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let written = (|| {
+        let mut f = File::create(&tmp)?;
+        if let Some(fault) = injected_fault() {
+            f.write_all(&bytes[..bytes.len() / 2])?;
+            f.sync_all()?;
+            match fault {
+                Fault::Fail => return Err(std::io::Error::from_raw_os_error(28)),
+                Fault::Stall => loop {
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                },
+            }
+        }
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if let Err(error) = written {
+        // A full disk must not leave a half-written file that eats the space the next attempt needs.
+        let _ = fs::remove_file(&tmp);
+        return Err(io(error));
     }
-    fs::rename(&tmp, path).map_err(io)?;
     // The rename is durable only once the directory entry is on disk.
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
@@ -77,51 +169,69 @@ pub fn write_atomic(path: &Path, sections: &Sections) -> Result<(), CheckpointEr
     Ok(())
 }
 
-/// Reads a checkpoint written by [`write_atomic`].
-pub fn read(path: &Path) -> Result<Sections, CheckpointError> {
-    let mut bytes = Vec::new();
-    File::open(path)
-        .and_then(|mut f| f.read_to_end(&mut bytes))
-        .map_err(|error| CheckpointError::Io { path: path.to_path_buf(), error })?;
-    let bad = |reason: &str| CheckpointError::Format { path: path.to_path_buf(), reason: reason.to_string() };
-    let mut rest = bytes.strip_prefix(MAGIC.as_slice()).ok_or_else(|| bad("not a burnish checkpoint"))?;
-    let mut take = |n: usize| -> Result<&[u8], CheckpointError> {
-        if rest.len() < n {
-            return Err(bad("truncated"));
-        }
-        let (head, tail) = rest.split_at(n);
-        rest = tail;
-        Ok(head)
+/// What the test hook does to a write.
+enum Fault {
+    Fail,
+    Stall,
+}
+
+/// The fault [`FAULT_ENV`] asks for on this write, if this is the write it names.
+fn injected_fault() -> Option<Fault> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static WRITES: AtomicU64 = AtomicU64::new(0);
+    let spec = std::env::var(FAULT_ENV).ok()?;
+    let (kind, n) = spec.split_once(':')?;
+    let fault = match kind {
+        "fail" => Fault::Fail,
+        "stall" => Fault::Stall,
+        _ => return None,
     };
-    let count = u32::from_le_bytes(take(4)?.try_into().expect("4 bytes"));
-    let mut sections = Sections::default();
-    for _ in 0..count {
-        let name_len = u32::from_le_bytes(take(4)?.try_into().expect("4 bytes")) as usize;
-        let name = String::from_utf8(take(name_len)?.to_vec()).map_err(|_| bad("section name is not UTF-8"))?;
-        let len = u64::from_le_bytes(take(8)?.try_into().expect("8 bytes")) as usize;
-        sections.push(&name, take(len)?.to_vec());
-    }
-    Ok(sections)
+    let n: u64 = n.parse().ok()?;
+    (WRITES.fetch_add(1, Ordering::Relaxed) + 1 == n).then_some(fault)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn sample(ema: bool) -> Checkpoint {
+        Checkpoint {
+            step: 3,
+            recipe: "name = \"x\"".into(),
+            model: vec![1, 2, 3, 4, 5],
+            optimizer: vec![9; 7],
+            ema: ema.then(|| vec![6, 6]),
+        }
+    }
+
     #[test]
     fn round_trip_and_truncation_is_an_error() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("c.ckpt");
-        let mut s = Sections::default();
-        s.push("meta", b"step = 3".to_vec());
-        s.push("model", vec![1, 2, 3, 4, 5]);
-        write_atomic(&path, &s).expect("write");
-        assert_eq!(read(&path).expect("read"), s);
+        for ema in [true, false] {
+            sample(ema).write(&path).expect("write");
+            assert_eq!(Checkpoint::read(&path).expect("read"), sample(ema));
+        }
         let full = fs::read(&path).expect("bytes");
         fs::write(&path, &full[..full.len() - 2]).expect("truncate");
-        let err = read(&path).expect_err("truncated file").to_string();
+        let err = Checkpoint::read(&path).expect_err("truncated file").to_string();
         assert!(err.contains("truncated") && err.contains("c.ckpt"), "{err}");
         // No temporary files are left behind.
         assert_eq!(fs::read_dir(dir.path()).expect("list").count(), 1);
+    }
+
+    #[test]
+    fn a_file_without_the_model_is_a_clear_error() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("c.ckpt");
+        write_atomic(&path, &encode(&[(STEP, &1u64.to_le_bytes()), (META, b"")])).expect("write");
+        let err = Checkpoint::read(&path).expect_err("no model").to_string();
+        assert!(err.contains("no `model` section"), "{err}");
+    }
+
+    #[test]
+    fn temporary_names_are_recognised() {
+        assert!(is_temporary(".step-000000010.ckpt.tmp-1234"));
+        assert!(!is_temporary("step-000000010.ckpt"));
     }
 }

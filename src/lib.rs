@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod checkpoint;
 pub mod cli;
 pub mod data;
 pub mod iam;
@@ -16,6 +17,7 @@ pub mod plan;
 pub mod probe;
 pub mod recipe;
 pub mod run;
+pub mod seed;
 pub mod stage;
 pub mod step;
 pub mod train;

@@ -83,6 +83,26 @@ pub fn global_norm<B: AutodiffBackend, M: AutodiffModule<B>>(model: &M, v: &Grad
     }
 }
 
+/// Whether every trainable parameter of `model` is finite, with one read back to the host: `Σ sum(θ · 0)` is 0
+/// exactly when no element is NaN or ±∞ (∞ · 0 is NaN), and unlike a sum of θ it cannot overflow.
+pub fn all_finite<B: AutodiffBackend, M: AutodiffModule<B>>(model: &M) -> bool {
+    struct Zeroed<B: AutodiffBackend>(Option<Tensor<Inner<B>, 1>>);
+    impl<B: AutodiffBackend> ModuleVisitor<B> for Zeroed<B> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            if param.is_require_grad() {
+                let s = param.val().inner().mul_scalar(0.0).sum();
+                self.0 = Some(match self.0.take() {
+                    Some(a) => a + s,
+                    None => s,
+                });
+            }
+        }
+    }
+    let mut z = Zeroed::<B>(None);
+    model.visit(&mut z);
+    z.0.is_none_or(|t| t.into_data().convert::<f64>().to_vec::<f64>().is_ok_and(|v| v.iter().all(|x| x.is_finite())))
+}
+
 /// Applies `f` to every entry of `v` that belongs to a trainable parameter of `model`, giving a new vector.
 pub fn map_vector<B, M, F>(model: &M, v: &GradientsParams, f: F) -> GradientsParams
 where
@@ -134,6 +154,23 @@ pub fn add<B: AutodiffBackend, M: AutodiffModule<B>>(
     map_vector(model, a, |mut e| {
         if let Some(other) = b.get(&e.id) {
             e.flat = e.flat + other.clone();
+        }
+        e
+    })
+}
+
+/// `a − b + c` for three vectors over the same model: a gradient with one term's value at θ (`b`) swapped for its
+/// value at θ + ε (`c`).
+pub fn swap_term<B: AutodiffBackend, M: AutodiffModule<B>>(
+    model: &M,
+    a: &GradientsParams,
+    b: &GradientsParams,
+    c: &GradientsParams,
+) -> GradientsParams {
+    let (b, c) = (flat_by_id::<B, M>(model, b), flat_by_id::<B, M>(model, c));
+    map_vector(model, a, |mut e| {
+        if let (Some(bv), Some(cv)) = (b.get(&e.id), c.get(&e.id)) {
+            e.flat = e.flat - bv.clone() + cv.clone();
         }
         e
     })

@@ -7,20 +7,22 @@ use burn::tensor::backend::AutodiffBackend;
 use burnish_augment::View;
 use rand::seq::SliceRandom;
 
-use crate::data::{self, labeled_indices, unlabeled_indices, DataError, Dataset, LoadOptions, SyntheticOptions};
+use crate::data::{self, holdout_indices, labeled_indices, DataError, Dataset, LoadOptions, SyntheticOptions};
 use crate::iam::Inconsistency;
 use crate::model::{NetConfig, ProjectionConfig};
-use crate::pipeline::seed::rng_for;
 use crate::pipeline::{Normalize, PipelineConfig, StreamSpec};
 use crate::probe::ProbeConfig;
 use crate::recipe::{
-    FixMatchNormalize, IamDDistribution, IamDSource as RecipeIamSource, OptimizerKind, ProbeOptimizer, Recipe,
-    ScheduleKind, StageSpec, UnlabeledPool, UpdateRuleKind,
+    FixMatchNormalize, IamDDistribution, IamDSource as RecipeIamSource, NonFinitePolicy, OptimizerKind,
+    PerturbedLossKind, ProbeOptimizer, PseudoLabelKind, Recipe, ScheduleKind, StageSpec, UnlabeledPool, UpdateRuleKind,
 };
-use crate::stage::{FixMatch, IamD, IamSource, Normalization, NtXent, ProjectionDistribution, Supervised, Weighted};
+use crate::seed::rng_for;
+use crate::stage::{
+    FixMatch, IamD, IamSource, Normalization, NtXent, ProjectionDistribution, PseudoLabels, Supervised, Weighted,
+};
 use crate::step::{Objective, Stream, ViewKey};
 use crate::train::{OptimizerSpec, Schedule, TrainSettings};
-use crate::update::{Rule, UpdateRule};
+use crate::update::{PerturbedLoss, Rule, UpdateRule};
 
 /// The data side of a run: the loaded data set, the split and the streams each step draws.
 pub struct DataPlan {
@@ -32,6 +34,8 @@ pub struct DataPlan {
     pub labeled: Vec<usize>,
     /// Indices of the unlabeled training images (empty without an unlabeled stream).
     pub unlabeled: Vec<usize>,
+    /// Indices of the held-out training images (`data.holdout`), never trained on.
+    pub holdout: Vec<usize>,
     /// The pipeline's streams.
     pub streams: Vec<StreamSpec>,
     /// Per-channel normalisation.
@@ -52,12 +56,29 @@ pub fn data(recipe: &Recipe) -> Result<DataPlan, DataError> {
     };
     let dataset = data::load(d.dataset, d.path.as_deref(), &options)?;
     let n = dataset.train.len();
+    let holdout = holdout_indices(n, d.holdout, recipe.split_seed())?;
+    // The training pool: every image but the held-out ones (all of them without a holdout).
+    let pool: Vec<usize> = if holdout.is_empty() {
+        (0..n).collect()
+    } else {
+        let mut kept = vec![true; n];
+        holdout.iter().for_each(|&i| kept[i] = false);
+        (0..n).filter(|&i| kept[i]).collect()
+    };
     let labeled = match d.labels_per_class {
-        Some(k) => labeled_indices(dataset.train.labels(), dataset.num_classes, k, recipe.split_seed())?,
-        None => (0..n).collect(),
+        Some(k) => {
+            let labels: Vec<u16> = pool.iter().map(|&i| dataset.train.labels()[i]).collect();
+            let chosen = labeled_indices(&labels, dataset.num_classes, k, recipe.split_seed())?;
+            chosen.into_iter().map(|j| pool[j]).collect()
+        }
+        None => pool.clone(),
     };
     let unlabeled = if d.has_unlabeled_stream() {
-        unlabeled_indices(n, &labeled, d.unlabeled == UnlabeledPool::Rest)
+        let mut unlabeled = pool.clone();
+        if d.unlabeled == UnlabeledPool::Rest {
+            unlabeled.retain(|i| labeled.binary_search(i).is_err());
+        }
+        unlabeled
     } else {
         Vec::new()
     };
@@ -80,7 +101,7 @@ pub fn data(recipe: &Recipe) -> Result<DataPlan, DataError> {
     }
     let norm = Normalize { mean: dataset.mean.clone(), std: dataset.std.clone() };
     let train = Arc::new(dataset.train.clone());
-    Ok(DataPlan { dataset, train, labeled, unlabeled, streams, norm })
+    Ok(DataPlan { dataset, train, labeled, unlabeled, holdout, streams, norm })
 }
 
 /// The pipeline settings of a recipe, starting at `start_step`.
@@ -123,7 +144,10 @@ pub fn objective<B: AutodiffBackend>(recipe: &Recipe) -> Result<Objective<B>, St
             StageSpec::Supervised(s) => Box::new(Supervised { view: s.view, label_smoothing: s.label_smoothing }),
             StageSpec::FixMatch(s) => Box::new(FixMatch {
                 threshold: s.threshold,
-                temperature: s.temperature,
+                labels: match s.pseudo_labels {
+                    PseudoLabelKind::Hard => PseudoLabels::Hard,
+                    PseudoLabelKind::Soft => PseudoLabels::Soft { temperature: s.temperature },
+                },
                 normalize: match s.normalize {
                     FixMatchNormalize::All => Normalization::All,
                     FixMatchNormalize::Confident => Normalization::Confident,
@@ -176,11 +200,18 @@ pub fn uses_labeled_stream(recipe: &Recipe) -> bool {
 /// The recipe's update rule.
 pub fn update_rule(recipe: &Recipe) -> UpdateRule {
     let u = &recipe.update;
+    let loss = match u.loss {
+        PerturbedLossKind::All => PerturbedLoss::All,
+        PerturbedLossKind::Labeled => PerturbedLoss::Labeled,
+    };
     let rule = match u.rule {
         UpdateRuleKind::Plain => Rule::Plain,
-        UpdateRuleKind::Sam => Rule::Sam { rho: u.rho },
-        UpdateRuleKind::Asam => Rule::Asam { rho: u.rho, eta: u.eta },
-        UpdateRuleKind::IamS => Rule::IamS(Inconsistency { rho: u.rho, sigma: u.sigma, steps: u.steps }),
+        UpdateRuleKind::Sam => Rule::Sam { rho: u.rho, loss },
+        UpdateRuleKind::Asam => Rule::Asam { rho: u.rho, eta: u.eta, loss },
+        UpdateRuleKind::IamS => Rule::IamS {
+            inconsistency: Inconsistency { rho: u.rho, sigma: u.sigma, steps: u.steps },
+            views: inconsistency_views(recipe),
+        },
     };
     UpdateRule { rule, m: u.m }
 }
@@ -215,6 +246,7 @@ pub fn train_settings(recipe: &Recipe) -> TrainSettings {
             },
         },
         ema_decay: recipe.ema.enabled.then_some(recipe.ema.decay),
+        skip_nonfinite: recipe.train.on_nonfinite == NonFinitePolicy::Skip,
     }
 }
 
@@ -236,7 +268,7 @@ pub fn probe_config(recipe: &Recipe) -> ProbeConfig {
                 decay_bias_and_norm: false,
             },
         },
-        batch_size: 256,
+        batch_size: e.probe_batch_size,
         knn_k: e.knn_k,
         knn_temperature: e.knn_temperature,
         seed: recipe.seed,

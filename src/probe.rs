@@ -13,8 +13,8 @@ use rand::seq::SliceRandom;
 
 use crate::data::{DataError, Split};
 use crate::model::{BnMode, Net};
-use crate::pipeline::seed::rng_for;
 use crate::pipeline::Normalize;
+use crate::seed::rng_for;
 use crate::stage::{cross_entropy, l2_normalize};
 use crate::train::{load_images, seeded_init, Optim, OptimizerSpec, Schedule};
 

@@ -1,5 +1,6 @@
-//! Seed derivation: every random draw of the pipeline comes from a generator keyed by what it is for, so the
-//! output depends on the run seed and the step only, never on thread scheduling.
+//! Seed derivation, shared by the pipeline, the training step and the evaluations: every random draw comes from a
+//! generator keyed by what it is for, so the output depends on the run seed and the step only, never on thread
+//! scheduling or on how many draws something else made.
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;

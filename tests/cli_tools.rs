@@ -199,15 +199,14 @@ fn export_writes_pytorch_named_safetensors() {
     let st = safetensors::SafeTensors::deserialize(&bytes).expect("a safetensors file");
 
     // The model the checkpoint holds, read with the library.
-    let mut sections = burnish::train::checkpoint::read(&ckpt).expect("checkpoint");
-    let meta = String::from_utf8(sections.take("meta").expect("meta")).expect("utf-8");
-    let recipe = Recipe::from_str(&meta, "meta", &[]).expect("recipe");
+    let checkpoint = burnish::checkpoint::Checkpoint::read(&ckpt).expect("checkpoint");
+    let recipe = Recipe::from_str(&checkpoint.recipe, "meta", &[]).expect("recipe");
     let data = burnish::plan::data(&recipe).expect("data");
     let (channels, _, _) = data.dataset.shape();
     let config = burnish::plan::net(&recipe, channels, data.dataset.num_classes);
     let dev = device();
     let model = burnish::train::Trainer::<Train>::init_model(&config, recipe.seed, &dev);
-    let model = burnish::train::load_model_bytes(model, sections.take("model").expect("weights"), &dev).expect("load");
+    let model = burnish::train::load_model_bytes(model, checkpoint.model, &dev).expect("load");
 
     // Names: exactly the model's tensors, plus one `num_batches_tracked` per BatchNorm.
     let infos = burnish::model::param_infos(&model);

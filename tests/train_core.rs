@@ -140,3 +140,27 @@ fn resuming_from_a_checkpoint_is_bit_identical() {
     assert_eq!(values(&straight.eval_model()), values(&resumed.eval_model()), "EMA after 2N steps");
     assert_ne!(values(&straight.eval_model()), state(&straight.model).0, "the EMA is not the raw model");
 }
+
+#[test]
+fn a_non_finite_step_is_reported_and_leaves_the_state_as_it_was() {
+    for policy in ["stop", "skip"] {
+        let r = recipe(&[&format!("train.on_nonfinite=\"{policy}\"")]);
+        let (mut t, data) = trainer(&r);
+        let mut steps = batches(&r, &data, 0, 2);
+        // One NaN pixel in a labelled image: the supervised loss of that step is NaN.
+        steps[0].streams[0].views[0].data[0] = f32::NAN;
+        let (before, buffers) = state(&t.model);
+        let ema = values(&t.eval_model());
+        let report = t.train_step(&steps[0]).expect("a step");
+        let cause = report.nonfinite.expect("the NaN is detected");
+        assert!(cause.starts_with("the loss of stage `"), "{cause}");
+        assert_eq!(t.step(), 1, "the dropped step still counts, so the next batch is the next step's");
+        assert_eq!(state(&t.model), (before.clone(), buffers), "{policy}: parameters and running statistics unchanged");
+        assert_eq!(values(&t.eval_model()), ema, "{policy}: the EMA did not move");
+        let next = t.train_step(&steps[1]).expect("a step");
+        assert!(next.nonfinite.is_none(), "a finite batch trains again: {:?}", next.nonfinite);
+        assert_ne!(state(&t.model).0, before, "{policy}: the next step updates θ");
+        let g = next.metrics.iter().find(|(k, _)| k == "grad_norm").map(|(_, v)| *v).expect("grad_norm");
+        assert!(g.is_finite() && g > 0.0, "grad_norm {g}");
+    }
+}

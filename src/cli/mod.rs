@@ -9,15 +9,15 @@ mod plot;
 mod preview;
 mod probe;
 mod recipes;
+mod train;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 use crate::recipe::Recipe;
-use crate::run::{self, RunOptions};
 
 /// Semi- and self-supervised image training with Inconsistency-Aware Minimization (IAM), on Burn.
 #[derive(Debug, Parser)]
@@ -48,23 +48,7 @@ impl RecipeArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Train a recipe: writes runs/<name>-<timestamp>/ with metrics, checkpoints and summary.json.
-    Train {
-        #[command(flatten)]
-        /// The recipe and its overrides.
-        recipe: RecipeArgs,
-        /// Continue the run in this folder from its latest checkpoint (give the same recipe and overrides).
-        #[arg(long, value_name = "RUN_DIR")]
-        resume: Option<PathBuf>,
-        /// Folder that holds run folders.
-        #[arg(long, default_value = "runs")]
-        runs_dir: PathBuf,
-        /// Stop with a checkpoint after this many steps (as Ctrl-C would), e.g. to test resuming.
-        #[arg(long, value_name = "N")]
-        stop_after: Option<u64>,
-        /// No progress bar (logs still go to the run folder).
-        #[arg(long)]
-        quiet: bool,
-    },
+    Train(train::TrainArgs),
     /// Validate a recipe and print it resolved, every default filled in.
     Check {
         #[command(flatten)]
@@ -89,73 +73,43 @@ pub enum Command {
     Export(export::ExportArgs),
 }
 
-/// Parses the process arguments, runs the command and turns errors into a message and exit code 1.
+/// Parses the process arguments, runs the command and turns errors into a message and an exit code: 1 for an
+/// error, 4 for a diverged run (see `burnish train --help`).
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match run_command(cli.command) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            if e.downcast_ref::<crate::run::Diverged>().is_some() {
+                ExitCode::from(crate::run::DIVERGED_EXIT_CODE)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
 
-fn run_command(command: Command) -> Result<()> {
+fn run_command(command: Command) -> Result<ExitCode> {
     let uses_device =
         !matches!(command, Command::Check { .. } | Command::Recipes(_) | Command::Preview(_) | Command::Plot(_));
     if uses_device {
         crate::backend::check_device()?;
     }
     match command {
-        Command::Train { recipe, resume, runs_dir, stop_after, quiet } => {
-            let r = match &resume {
-                Some(dir) => {
-                    let saved = dir.join("recipe.toml");
-                    let text =
-                        std::fs::read_to_string(&saved).with_context(|| format!("cannot read {}", saved.display()))?;
-                    let given = recipe.load()?;
-                    let r = Recipe::from_str(&text, &saved.display().to_string(), &[])?;
-                    anyhow::ensure!(
-                        r == given,
-                        "{} differs from the recipe {} resolves to; resume with the recipe and --set options the run started with",
-                        saved.display(),
-                        recipe.recipe.display()
-                    );
-                    r
-                }
-                None => recipe.load()?,
-            };
-            ctrlc::set_handler(|| run::INTERRUPTED.store(true, std::sync::atomic::Ordering::Relaxed))
-                .context("cannot install the Ctrl-C handler")?;
-            let options = RunOptions { runs_dir, resume, stop_after, progress: !quiet };
-            let s = run::train::<crate::backend::Train>(&r, &options, crate::backend::device())?;
-            println!("run folder: {}", s.run_dir.display());
-            if s.interrupted {
-                println!(
-                    "stopped at step {} of {}; continue with --resume {}",
-                    s.steps,
-                    r.schedule.steps,
-                    s.run_dir.display()
-                );
-            } else {
-                println!("steps={} wall_s={:.1}", s.steps, s.wall_s);
-                println!("test_acc_ema={:.4} test_acc={:.4}", s.test_acc_ema, s.test_acc);
-            }
-            Ok(())
-        }
+        Command::Train(args) => train::run(&args),
         Command::Check { recipe } => {
             let r = recipe.load()?;
             print!("{}", r.to_toml());
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
-        Command::Eval(args) => eval::run(&args),
-        Command::Probe(args) => probe::run(&args),
-        Command::Recipes(args) => recipes::run(&args),
-        Command::Measure(args) => measure::run(&args),
-        Command::Bench(args) => bench::run(&args),
-        Command::Preview(args) => preview::run(&args),
-        Command::Plot(args) => plot::run(&args),
-        Command::Export(args) => export::run(&args),
+        Command::Eval(args) => eval::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Probe(args) => probe::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Recipes(args) => recipes::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Measure(args) => measure::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Bench(args) => bench::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Preview(args) => preview::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Plot(args) => plot::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Export(args) => export::run(&args).map(|()| ExitCode::SUCCESS),
     }
 }

@@ -19,7 +19,7 @@ use image::{Rgb, RgbImage};
 
 use super::RecipeArgs;
 use crate::data::Split;
-use crate::pipeline::seed::{domain, rng_for};
+use crate::seed::{domain, rng_for};
 
 /// White pixels between cells and around the grid.
 pub const GAP: u32 = 4;

@@ -19,7 +19,7 @@ use burn::tensor::ElementConversion;
 
 use crate::model::{BnMode, Net};
 use crate::params::{constant_copy, fresh_leaf_copy, gaussian, num_trainable, scale_to_radius};
-use crate::pipeline::seed::rng_for;
+use crate::seed::rng_for;
 
 /// Settings of Algorithm 1.
 #[derive(Debug, Clone, Copy, PartialEq)]

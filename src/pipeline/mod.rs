@@ -9,7 +9,6 @@
 mod batch;
 mod encode;
 pub mod sampler;
-pub mod seed;
 mod worker;
 
 use std::collections::BTreeMap;

@@ -6,7 +6,7 @@
 
 use rand::seq::SliceRandom;
 
-use super::seed::{domain, rng_for};
+use crate::seed::{domain, rng_for};
 
 /// The permutation of `pool` used in `epoch` of stream `stream`.
 pub fn epoch_order(seed: u64, stream: u64, epoch: u64, pool: &[usize]) -> Vec<usize> {

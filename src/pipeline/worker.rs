@@ -10,9 +10,9 @@ use crossbeam_channel::{Receiver, Sender};
 use super::batch::{Batch, StreamBatch, StreamSpec, ViewBatch};
 use super::encode::Normalize;
 use super::sampler::Sampler;
-use super::seed::{domain, rng_for};
 use super::PipelineError;
 use crate::data::Split;
+use crate::seed::{domain, rng_for};
 
 /// What every worker reads; immutable once the pipeline starts.
 pub(super) struct Shared {

@@ -1,5 +1,5 @@
 //! Recipes: one TOML file that says everything about a training run (data, model, loss stages, update rule,
-//! optimiser, schedule, EMA, evaluation, checkpoints).
+//! optimiser, schedule, EMA, evaluation, checkpoints, divergence).
 //!
 //! Loading goes: parse (keeping spans) → apply `--set KEY=VALUE` overrides → deserialise through a path-tracking
 //! deserializer → fill the split seed → validate what types cannot express. Every error names the key path
@@ -21,6 +21,7 @@ mod overrides;
 mod schedule;
 mod stage;
 mod tracked;
+mod train;
 mod update;
 mod validate;
 
@@ -38,10 +39,11 @@ pub use model::{ModelSection, ProjectionSection};
 pub use optimizer::{OptimizerKind, OptimizerSection};
 pub use schedule::{ScheduleKind, ScheduleSection};
 pub use stage::{
-    FixMatchNormalize, FixMatchSpec, GgcrSpec, IamDDistribution, IamDSource, IamDSpec, NtXentSpec, StageSpec,
-    SupervisedSpec,
+    FixMatchNormalize, FixMatchSpec, GgcrSpec, IamDDistribution, IamDSource, IamDSpec, NtXentSpec, PseudoLabelKind,
+    StageSpec, SupervisedSpec,
 };
-pub use update::{UpdateRuleKind, UpdateSection};
+pub use train::{NonFinitePolicy, TrainSection};
+pub use update::{PerturbedLossKind, UpdateRuleKind, UpdateSection};
 
 use locate::{syntax_error, Locator};
 use tracked::Tracked;
@@ -82,6 +84,9 @@ pub struct Recipe {
     /// `[checkpoint]`: checkpointing.
     #[serde(default)]
     pub checkpoint: CheckpointSection,
+    /// `[train]`: the loop's response to diverging steps.
+    #[serde(default)]
+    pub train: TrainSection,
 }
 
 impl Recipe {

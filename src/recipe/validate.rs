@@ -5,6 +5,7 @@ use burnish_augment::View;
 
 use super::check::{Check, Problem};
 use super::stage::{IamDSource, StageSpec};
+use super::update::PerturbedLossKind;
 use super::Recipe;
 
 /// Every rule a loaded recipe must satisfy; the first broken one is returned.
@@ -26,6 +27,12 @@ pub(crate) fn recipe(r: &Recipe) -> Check {
         stage_needs(r, i, stage)?;
     }
     r.update.validate()?;
+    if r.update.loss == PerturbedLossKind::Labeled && !r.stages.iter().any(|s| matches!(s, StageSpec::Supervised(_))) {
+        return Err(Problem::new(
+            "update.loss",
+            "\"labeled\" perturbs the labelled loss, but no stage computes one: add a [[stage]] kind = \"supervised\"",
+        ));
+    }
     if let Some(m) = r.update.m {
         if !r.data.batch_size.is_multiple_of(m) {
             return Err(Problem::new(
@@ -38,7 +45,8 @@ pub(crate) fn recipe(r: &Recipe) -> Check {
     r.schedule.validate()?;
     r.ema.validate()?;
     r.eval.validate()?;
-    r.checkpoint.validate()
+    r.checkpoint.validate()?;
+    r.train.validate()
 }
 
 /// Recipe names become run-folder names, so they are kept to characters that are safe in paths.

@@ -1,40 +1,53 @@
-//! A training run on disk: `runs/<name>-<timestamp>/` with the resolved recipe, `metrics.jsonl`, `metrics.csv`,
-//! `checkpoints/` and `summary.json`; progress on the terminal; Ctrl-C and `--resume` handled exactly.
+//! A training run: the loop over steps with its folder (`folder.rs`), metrics files (`log.rs`), evaluations
+//! (`eval.rs`), checkpoints, progress bar, divergence policy and interruption by signal (`signal.rs`), all exact
+//! under `--resume`.
 
-use std::fs::{self, File};
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+mod eval;
+mod folder;
+mod log;
+pub mod signal;
+
+use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::Tensor;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use crate::iam::measure_classifier;
-use crate::pipeline::seed::derive_seed;
-use crate::pipeline::Pipeline;
-use crate::plan;
-use crate::probe::ProbeResult;
-use crate::recipe::Recipe;
-use crate::train::{accuracy, load_images, StepReport, Trainer};
+pub use eval::Evaluator;
+pub use folder::{checkpoints_in, RunFolder};
+pub use log::{MetricsLog, StepRow, EVAL_COLUMNS, TIMING_COLUMNS};
+pub use signal::Signal;
 
-/// Set by the Ctrl-C handler; the loop checkpoints and stops at the next step boundary.
-pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+use crate::pipeline::Pipeline;
+use crate::plan::{self, DataPlan};
+use crate::probe::ProbeResult;
+use crate::recipe::{NonFinitePolicy, Recipe};
+use crate::train::{StepReport, Trainer};
 
 /// How a run is started.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     /// Folder under which `<name>-<timestamp>/` is created (default `runs`).
     pub runs_dir: PathBuf,
-    /// Continue the run in this folder from its latest checkpoint.
+    /// Continue the run in this folder from its latest checkpoint (from step 0 if it has none yet).
     pub resume: Option<PathBuf>,
-    /// Stop (with a checkpoint, as Ctrl-C does) once this many steps are done; the schedule is unchanged.
+    /// Stop (with a checkpoint, as a signal does) once this many steps are done; the schedule is unchanged.
     pub stop_after: Option<u64>,
     /// Draw a progress bar.
     pub progress: bool,
+}
+
+/// How an invocation of the loop ended (divergence is an error: [`Diverged`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every step of the schedule is done.
+    Finished,
+    /// `--stop-after` was reached.
+    Paused,
+    /// A signal asked the run to stop.
+    Interrupted(Signal),
 }
 
 /// What `summary.json` holds.
@@ -44,9 +57,17 @@ pub struct Summary {
     pub name: String,
     /// Steps taken.
     pub steps: u64,
-    /// Whether the run stopped before its last step (Ctrl-C or `--stop-after`).
+    /// Whether the run stopped before its last step (signal, `--stop-after` or divergence).
     pub interrupted: bool,
-    /// Test accuracy of the raw model.
+    /// The signal that stopped the run, if one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signal: Option<&'static str>,
+    /// Where and why the run diverged, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diverged: Option<Divergence>,
+    /// Steps dropped for non-finite values (`train.on_nonfinite = "skip"`).
+    pub skipped_steps: u64,
+    /// Test accuracy of the raw model (of the last evaluation when the run stopped early; NaN if none).
     pub test_acc: f64,
     /// Test accuracy of the EMA model (equal to the raw one without EMA).
     pub test_acc_ema: f64,
@@ -60,43 +81,58 @@ pub struct Summary {
     pub wall_s: f64,
     /// The run folder.
     pub run_dir: PathBuf,
+    /// How this invocation ended.
+    #[serde(skip)]
+    pub outcome: Option<Outcome>,
 }
+
+/// Where a run diverged.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Divergence {
+    /// The step (1-based, as in `metrics.jsonl`) whose values were not finite.
+    pub step: u64,
+    /// What was not finite.
+    pub cause: String,
+}
+
+/// The error of a run stopped by a non-finite step (after `summary.json` recorded it); no checkpoint holds the
+/// diverged state.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "training diverged at step {step}: {cause} is not finite{skips}; the update was not applied and no checkpoint \
+     of it was written. {last}"
+)]
+pub struct Diverged {
+    /// The step (1-based) that diverged.
+    pub step: u64,
+    /// What was not finite.
+    pub cause: String,
+    /// How many steps in a row were dropped (with `skip`), as text.
+    pub skips: String,
+    /// Where the last good state is, as a sentence.
+    pub last: String,
+}
+
+/// The exit code of a diverged run (1 is any other error, 130/143 an interruption by SIGINT/SIGTERM).
+pub const DIVERGED_EXIT_CODE: u8 = 4;
 
 /// Trains `recipe` on `device`; returns the summary also written to `summary.json`.
 pub fn train<B: AutodiffBackend>(recipe: &Recipe, options: &RunOptions, device: B::Device) -> Result<Summary> {
     let started = Instant::now();
-    let run_dir = match &options.resume {
-        Some(dir) => dir.clone(),
-        None => new_run_dir(&options.runs_dir, &recipe.name)?,
-    };
-    let ckpt_dir = run_dir.join("checkpoints");
-    fs::create_dir_all(&ckpt_dir).with_context(|| format!("cannot create {}", ckpt_dir.display()))?;
     let resolved = recipe.to_toml();
+    let folder = match &options.resume {
+        Some(dir) => RunFolder::open(dir.clone())?,
+        None => RunFolder::create(&options.runs_dir, &recipe.name, &resolved)?,
+    };
     let data = plan::data(recipe)?;
-    let (channels, _, _) = data.dataset.shape();
-    let net = plan::net(recipe, channels, data.dataset.num_classes);
-    let model = Trainer::<B>::init_model(&net, recipe.seed, &device);
-    let objective = plan::objective::<B>(recipe).map_err(anyhow::Error::msg)?;
-    let mut trainer =
-        Trainer::new(model, objective, plan::update_rule(recipe), plan::train_settings(recipe), device.clone());
+    let mut trainer = trainer::<B>(recipe, &data, device.clone())?;
     if options.resume.is_some() {
-        let latest = latest_checkpoint(&ckpt_dir)?
-            .with_context(|| format!("{} has no checkpoint to resume from", ckpt_dir.display()))?;
-        let saved = trainer.load(&latest)?;
-        if saved != resolved {
-            bail!(
-                "{} was written by a different recipe than the one given (compare with {}/recipe.toml)",
-                latest.display(),
-                run_dir.display()
-            );
-        }
-    } else {
-        fs::write(run_dir.join("recipe.toml"), &resolved).context("cannot write recipe.toml")?;
+        resume(&mut trainer, &folder, &resolved)?;
     }
-    let start = trainer.step();
-    let total = recipe.schedule.steps;
+    let evaluator = Evaluator::new(recipe, &data, device)?;
+    let (start, total) = (trainer.step(), recipe.schedule.steps);
     let stop_at = options.stop_after.map_or(total, |s| s.min(total));
-    let mut log = MetricsLog::open(&run_dir, start)?;
+    let mut log = MetricsLog::open(&folder.dir, start)?;
     let bar = progress_bar(options.progress, total, start);
     let mut pipeline = Pipeline::new(
         data.train.clone(),
@@ -104,165 +140,164 @@ pub fn train<B: AutodiffBackend>(recipe: &Recipe, options: &RunOptions, device: 
         data.streams.clone(),
         &plan::pipeline_config(recipe, start),
     )?;
-    let eval = |trainer: &Trainer<B>| -> Result<(f64, f64)> {
-        let raw = accuracy(
-            &burn::module::AutodiffModule::valid(&trainer.model),
-            &data.dataset.test,
-            None,
-            &data.norm,
-            recipe.eval.batch_size,
-            &device,
-        )?;
-        let ema = if trainer.has_ema() {
-            accuracy(&trainer.eval_model(), &data.dataset.test, None, &data.norm, recipe.eval.batch_size, &device)?
-        } else {
-            raw
-        };
-        Ok((raw.value(), ema.value()))
-    };
-    let probe = |trainer: &Trainer<B>| -> Result<ProbeResult> {
-        let ds = &data.dataset;
-        let cfg = plan::probe_config(recipe);
-        let (train, test, classes, batch) = (&ds.train, &ds.test, ds.num_classes, recipe.eval.batch_size);
-        Ok(crate::probe::probe::<B>(
-            &trainer.eval_model(),
-            train,
-            &data.labeled,
-            test,
-            classes,
-            &data.norm,
-            batch,
-            &cfg,
-        )?)
-    };
-    // Ŝ_ρ during training is measured on one fixed batch of training images, loaded once, so its curve compares
-    // like with like.
-    let measure_images = if recipe.eval.measure_every > 0 {
-        let indices = plan::measure_indices(data.train.len(), recipe.eval.batch_size, recipe.seed);
-        Some(load_images::<B>(&data.train, &indices, &data.norm, &device)?.0)
-    } else {
-        None
-    };
-    let measure_cfg = plan::inconsistency_settings(recipe);
-    let measure = |trainer: &Trainer<B>, x: &Tensor<B, 4>| -> f64 {
-        measure_classifier(&trainer.model, x.clone(), &measure_cfg, 1, derive_seed(&[recipe.seed, trainer.step()]))[0]
-    };
-    let ckpt_every = recipe.checkpoint.every;
-    let mut last_probe = None;
+    let mut summary = Summary::new(recipe, &folder, log.skipped_steps());
+    let mut in_a_row = 0;
     let mut measured = None;
-    let mut interrupted = false;
-    let mut last_eval = None;
     while trainer.step() < stop_at {
         let t0 = Instant::now();
         let batch = pipeline.next_batch()?;
         let waited = t0.elapsed().as_secs_f64();
         let images: usize = batch.streams.iter().map(|s| s.views.iter().map(|v| v.shape[0]).sum::<usize>()).sum();
         let report = trainer.train_step(&batch).map_err(anyhow::Error::msg)?;
-        let secs = t0.elapsed().as_secs_f64();
+        let images_per_s = images as f64 / t0.elapsed().as_secs_f64();
         let done = trainer.step();
-        let evaluate = recipe.eval.every > 0 && done % recipe.eval.every == 0 && done < total;
-        let test = if evaluate { Some(eval(&trainer)?) } else { None };
-        if test.is_some() {
-            last_eval = test;
-        }
-        log.write(&report, images as f64 / secs, waited, test)?;
+        in_a_row = if report.nonfinite.is_some() { in_a_row + 1 } else { 0 };
+        summary.skipped_steps += u64::from(report.nonfinite.is_some());
         let every = |n: u64| n > 0 && done % n == 0;
+        let test =
+            if every(recipe.eval.every) && done < total { Some(evaluator.test_accuracy(&trainer)?) } else { None };
+        summary.record_test(test);
+        let skipped_steps = summary.skipped_steps;
+        log.step(&StepRow { report: &report, images_per_s, data_wait_s: waited, skipped_steps, test })?;
+        if let Some(cause) = &report.nonfinite {
+            let give_up = recipe.train.on_nonfinite == NonFinitePolicy::Stop || in_a_row >= recipe.train.max_skipped;
+            if give_up {
+                bar.finish_and_clear();
+                return Err(diverge(&folder, &mut summary, &report, cause, in_a_row, started)?.into());
+            }
+        }
         if every(recipe.eval.probe_every) {
-            let r = probe(&trainer)?;
-            log.extra_row(done, &[("probe_acc", r.linear_acc), ("knn_acc", r.knn_acc)])?;
-            last_probe = Some(r);
+            let r = evaluator.probe(&trainer)?;
+            log.extra(done, &[("probe_acc", r.linear_acc), ("knn_acc", r.knn_acc)])?;
+            summary.record_probe(r);
         }
-        if let Some(x) = measure_images.as_ref().filter(|_| every(recipe.eval.measure_every)) {
-            let s = measure(&trainer, x);
-            log.extra_row(done, &[("s_rho_measured", s)])?;
-            measured = Some(s);
+        if every(recipe.eval.measure_every) {
+            if let Some(s) = evaluator.inconsistency(&trainer) {
+                log.extra(done, &[("s_rho_measured", s)])?;
+                measured = Some(s);
+            }
         }
-        update_bar(&bar, &report, images as f64 / secs, measured);
-        if ckpt_every > 0 && done % ckpt_every == 0 && done < total {
-            save(&trainer, &ckpt_dir, &resolved, recipe.checkpoint.keep)?;
+        update_bar(&bar, &report, images_per_s, measured);
+        if every(recipe.checkpoint.every) && done < total {
+            save(&trainer, &folder, &resolved, recipe.checkpoint.keep)?;
         }
-        if INTERRUPTED.load(Ordering::Relaxed) {
-            interrupted = true;
+        if signal::received().is_some() {
             break;
         }
     }
-    interrupted |= trainer.step() < total;
-    save(&trainer, &ckpt_dir, &resolved, recipe.checkpoint.keep)?;
+    save(&trainer, &folder, &resolved, recipe.checkpoint.keep)?;
     bar.finish_and_clear();
-    let (test_acc, test_acc_ema) = if interrupted {
-        last_eval.unwrap_or((f64::NAN, f64::NAN))
-    } else {
-        let r = eval(&trainer)?;
-        log.extra_row(trainer.step(), &[(EVAL_COLUMNS[0], r.0), (EVAL_COLUMNS[1], r.1)])?;
-        r
+    let outcome = match signal::received() {
+        Some(s) => Outcome::Interrupted(s),
+        None if trainer.step() < total => Outcome::Paused,
+        None => Outcome::Finished,
     };
-    if recipe.eval.probe_every > 0
-        && !interrupted
-        && last_probe.is_none_or(|_| !total.is_multiple_of(recipe.eval.probe_every))
-    {
-        let r = probe(&trainer)?;
-        log.extra_row(trainer.step(), &[("probe_acc", r.linear_acc), ("knn_acc", r.knn_acc)])?;
-        last_probe = Some(r);
+    if outcome == Outcome::Finished {
+        let (raw, ema) = evaluator.test_accuracy(&trainer)?;
+        log.extra(trainer.step(), &[(EVAL_COLUMNS[0], raw), (EVAL_COLUMNS[1], ema)])?;
+        summary.record_test(Some((raw, ema)));
+        if recipe.eval.probe_every > 0 && !total.is_multiple_of(recipe.eval.probe_every) {
+            let r = evaluator.probe(&trainer)?;
+            log.extra(trainer.step(), &[("probe_acc", r.linear_acc), ("knn_acc", r.knn_acc)])?;
+            summary.record_probe(r);
+        }
     }
-    let summary = Summary {
-        name: recipe.name.clone(),
-        steps: trainer.step(),
-        interrupted,
-        test_acc,
-        test_acc_ema,
-        probe_acc: last_probe.map(|r| r.linear_acc),
-        knn_acc: last_probe.map(|r| r.knn_acc),
-        wall_s: started.elapsed().as_secs_f64(),
-        run_dir: run_dir.clone(),
-    };
-    fs::write(run_dir.join("summary.json"), serde_json::to_string_pretty(&summary)? + "\n")
-        .context("cannot write summary.json")?;
+    summary.finish(trainer.step(), outcome, started);
+    folder.write_summary(&summary)?;
     Ok(summary)
 }
 
-fn new_run_dir(root: &Path, name: &str) -> Result<PathBuf> {
-    let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
-    fs::create_dir_all(root).with_context(|| format!("cannot create {}", root.display()))?;
-    // Two runs started within the same second get -1, -2, ... rather than sharing a folder.
-    let mut k = 0;
-    loop {
-        let dir = root.join(if k == 0 { format!("{name}-{stamp}") } else { format!("{name}-{stamp}-{k}") });
-        match fs::create_dir(&dir) {
-            Ok(()) => return Ok(dir),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => k += 1,
-            Err(e) => return Err(e).with_context(|| format!("cannot create {}", dir.display())),
-        }
-    }
+/// A trainer for `recipe` at step 0, with the recipe's seeded initial weights.
+fn trainer<B: AutodiffBackend>(recipe: &Recipe, data: &DataPlan, device: B::Device) -> Result<Trainer<B>> {
+    let (channels, _, _) = data.dataset.shape();
+    let net = plan::net(recipe, channels, data.dataset.num_classes);
+    let model = Trainer::<B>::init_model(&net, recipe.seed, &device);
+    let objective = plan::objective::<B>(recipe).map_err(anyhow::Error::msg)?;
+    Ok(Trainer::new(model, objective, plan::update_rule(recipe), plan::train_settings(recipe), device))
 }
 
-fn checkpoint_path(dir: &Path, step: u64) -> PathBuf {
-    dir.join(format!("step-{step:09}.ckpt"))
-}
-
-/// The checkpoint with the highest step in `dir`.
-pub fn latest_checkpoint(dir: &Path) -> Result<Option<PathBuf>> {
-    Ok(checkpoints(dir)?.pop())
-}
-
-fn checkpoints(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut found: Vec<PathBuf> = fs::read_dir(dir)
-        .with_context(|| format!("cannot list {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("step-") && n.ends_with(".ckpt"))
-        })
-        .collect();
-    found.sort();
-    Ok(found)
-}
-
-fn save<B: AutodiffBackend>(trainer: &Trainer<B>, dir: &Path, recipe: &str, keep: usize) -> Result<()> {
-    trainer.save(&checkpoint_path(dir, trainer.step()), recipe)?;
-    let all = checkpoints(dir)?;
-    for old in all.iter().take(all.len().saturating_sub(keep.max(1))) {
-        fs::remove_file(old).with_context(|| format!("cannot remove {}", old.display()))?;
+/// Loads the folder's latest checkpoint into `trainer`; a run that crashed before its first checkpoint starts again
+/// from step 0, which its seeded initialisation makes the same run.
+fn resume<B: AutodiffBackend>(trainer: &mut Trainer<B>, folder: &RunFolder, resolved: &str) -> Result<()> {
+    let Some(latest) = folder.latest_checkpoint()? else {
+        return Ok(());
+    };
+    let saved = trainer.load(&latest)?;
+    if saved != resolved {
+        bail!(
+            "{} was written by a different recipe than the one given (compare with {}/recipe.toml)",
+            latest.display(),
+            folder.dir.display()
+        );
     }
     Ok(())
+}
+
+fn save<B: AutodiffBackend>(trainer: &Trainer<B>, folder: &RunFolder, recipe: &str, keep: usize) -> Result<()> {
+    trainer.save(&folder.checkpoint_path(trainer.step()), recipe)?;
+    folder.prune(keep)
+}
+
+/// Records a divergence in `summary.json` and builds the error that ends the run.
+fn diverge(
+    folder: &RunFolder,
+    summary: &mut Summary,
+    report: &StepReport,
+    cause: &str,
+    in_a_row: u64,
+    started: Instant,
+) -> Result<Diverged> {
+    let step = report.step + 1;
+    summary.diverged = Some(Divergence { step, cause: cause.to_string() });
+    summary.finish(report.step, Outcome::Paused, started);
+    folder.write_summary(summary)?;
+    let last = match folder.latest_checkpoint()? {
+        Some(c) => format!("The last good checkpoint is {}.", c.display()),
+        None => "No checkpoint was written before it.".to_string(),
+    };
+    let skips = if in_a_row > 1 { format!(" ({in_a_row} non-finite steps in a row)") } else { String::new() };
+    Ok(Diverged { step, cause: cause.to_string(), skips, last })
+}
+
+impl Summary {
+    fn new(recipe: &Recipe, folder: &RunFolder, skipped_steps: u64) -> Self {
+        Summary {
+            name: recipe.name.clone(),
+            steps: 0,
+            interrupted: false,
+            signal: None,
+            diverged: None,
+            skipped_steps,
+            test_acc: f64::NAN,
+            test_acc_ema: f64::NAN,
+            probe_acc: None,
+            knn_acc: None,
+            wall_s: 0.0,
+            run_dir: folder.dir.clone(),
+            outcome: None,
+        }
+    }
+
+    fn record_test(&mut self, test: Option<(f64, f64)>) {
+        if let Some((raw, ema)) = test {
+            (self.test_acc, self.test_acc_ema) = (raw, ema);
+        }
+    }
+
+    fn record_probe(&mut self, r: ProbeResult) {
+        (self.probe_acc, self.knn_acc) = (Some(r.linear_acc), Some(r.knn_acc));
+    }
+
+    fn finish(&mut self, steps: u64, outcome: Outcome, started: Instant) {
+        self.steps = steps;
+        self.interrupted = outcome != Outcome::Finished;
+        self.signal = match outcome {
+            Outcome::Interrupted(s) => Some(s.name()),
+            _ => None,
+        };
+        self.outcome = Some(outcome);
+        self.wall_s = started.elapsed().as_secs_f64();
+    }
 }
 
 fn progress_bar(show: bool, total: u64, start: u64) -> ProgressBar {
@@ -290,99 +325,4 @@ fn update_bar(bar: &ProgressBar, report: &StepReport, images_per_s: f64, measure
     msg += &format!(" {images_per_s:.0} img/s");
     bar.set_message(msg);
     bar.set_position(report.step + 1);
-}
-
-/// `metrics.jsonl` (one object per step or evaluation) and `metrics.csv` (one row per step).
-struct MetricsLog {
-    jsonl: File,
-    csv: File,
-    columns: Option<Vec<String>>,
-}
-
-const EVAL_COLUMNS: [&str; 2] = ["test_acc", "test_acc_ema"];
-
-impl MetricsLog {
-    /// Opens the logs, dropping rows after step `start` (written by a run that crashed after its checkpoint).
-    fn open(dir: &Path, start: u64) -> Result<Self> {
-        let jsonl_path = dir.join("metrics.jsonl");
-        let csv_path = dir.join("metrics.csv");
-        // Rows carry the number of steps done, so a checkpoint at `start` covers rows up to and including `start`.
-        let keep = |line: &str, step: Option<u64>| step.is_none_or(|s| s <= start) && !line.is_empty();
-        let kept_json = read_lines(&jsonl_path)?
-            .into_iter()
-            .filter(|l| keep(l, serde_json::from_str::<serde_json::Value>(l).ok().and_then(|v| v["step"].as_u64())))
-            .collect::<Vec<_>>();
-        let csv_lines = read_lines(&csv_path)?;
-        let columns = csv_lines.first().map(|h| h.split(',').map(str::to_string).collect::<Vec<_>>());
-        let kept_csv: Vec<String> = csv_lines
-            .into_iter()
-            .enumerate()
-            .filter(|(i, l)| *i == 0 || keep(l, l.split(',').next().and_then(|s| s.parse().ok())))
-            .map(|(_, l)| l)
-            .collect();
-        let rewrite = |path: &Path, lines: &[String]| -> Result<File> {
-            let mut f = File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
-            for l in lines {
-                writeln!(f, "{l}")?;
-            }
-            Ok(f)
-        };
-        Ok(Self { jsonl: rewrite(&jsonl_path, &kept_json)?, csv: rewrite(&csv_path, &kept_csv)?, columns })
-    }
-
-    fn write(&mut self, r: &StepReport, images_per_s: f64, data_wait_s: f64, test: Option<(f64, f64)>) -> Result<()> {
-        let mut obj = serde_json::Map::new();
-        obj.insert("step".into(), (r.step + 1).into());
-        obj.insert("lr".into(), json_f64(r.lr));
-        for (k, v) in &r.metrics {
-            obj.insert(k.clone(), json_f64(*v));
-        }
-        obj.insert("images_per_s".into(), json_f64(images_per_s));
-        obj.insert("data_wait_s".into(), json_f64(data_wait_s));
-        if let Some((raw, ema)) = test {
-            obj.insert(EVAL_COLUMNS[0].into(), json_f64(raw));
-            obj.insert(EVAL_COLUMNS[1].into(), json_f64(ema));
-        }
-        writeln!(self.jsonl, "{}", serde_json::Value::Object(obj.clone()))?;
-        let columns = self.columns.get_or_insert_with(|| {
-            let mut c: Vec<String> = obj.keys().filter(|k| !EVAL_COLUMNS.contains(&k.as_str())).cloned().collect();
-            c.retain(|k| k != "step");
-            c.insert(0, "step".into());
-            c.extend(EVAL_COLUMNS.iter().map(|s| s.to_string()));
-            writeln!(self.csv, "{}", c.join(",")).ok();
-            c
-        });
-        let row: Vec<String> = columns
-            .iter()
-            .map(|c| obj.get(c).map(|v| v.to_string().trim_matches('"').to_string()).unwrap_or_default())
-            .collect();
-        writeln!(self.csv, "{}", row.join(","))?;
-        Ok(())
-    }
-
-    /// A `metrics.jsonl` row of measurements that are not per step (final test accuracy, probes, Ŝ_ρ).
-    fn extra_row(&mut self, step: u64, values: &[(&str, f64)]) -> Result<()> {
-        let mut obj = serde_json::Map::new();
-        obj.insert("step".into(), step.into());
-        for (k, v) in values {
-            obj.insert(k.to_string(), json_f64(*v));
-        }
-        writeln!(self.jsonl, "{}", serde_json::Value::Object(obj))?;
-        Ok(())
-    }
-}
-
-fn json_f64(v: f64) -> serde_json::Value {
-    serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, serde_json::Value::Number)
-}
-
-fn read_lines(path: &Path) -> Result<Vec<String>> {
-    match File::open(path) {
-        Ok(f) => BufReader::new(f)
-            .lines()
-            .collect::<Result<_, _>>()
-            .with_context(|| format!("cannot read {}", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
-    }
 }

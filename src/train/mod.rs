@@ -5,7 +5,6 @@
 //! rate and updates the EMA. Everything random is seeded by (run seed, step), so a run resumed from a checkpoint
 //! continues bit for bit.
 
-pub mod checkpoint;
 mod ema;
 mod eval;
 mod optim;
@@ -20,12 +19,13 @@ use burn::module::Module;
 use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::AutodiffBackend;
 
+use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::model::{Net, NetConfig};
-use crate::pipeline::seed::derive_seed;
+use crate::params::{all_finite, global_norm};
 use crate::pipeline::Batch;
+use crate::seed::derive_seed;
 use crate::step::{Objective, StepBatch};
 use crate::update::UpdateRule;
-use checkpoint::{CheckpointError, Sections};
 
 /// Settings of the optimisation loop (everything except the objective and the update rule).
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +42,19 @@ pub struct TrainSettings {
     pub optimizer: OptimizerSpec,
     /// EMA decay, `None` to keep no EMA.
     pub ema_decay: Option<f64>,
+    /// Whether the run goes on after a non-finite step (`on_nonfinite = "skip"`), so a bad update must be undone.
+    pub skip_nonfinite: bool,
+}
+
+/// The first stage (or the total) whose loss is not finite, as a phrase for messages.
+fn nonfinite_loss(metrics: &[(String, f64)]) -> Option<String> {
+    let stage = metrics.iter().find_map(|(k, v)| {
+        let stage = k.strip_suffix("/loss")?;
+        (!v.is_finite()).then(|| format!("the loss of stage `{stage}` ({v})"))
+    });
+    stage.or_else(|| {
+        metrics.iter().find(|(k, v)| k == "loss" && !v.is_finite()).map(|(_, v)| format!("the total loss ({v})"))
+    })
 }
 
 /// One step's outcome, read back to the host.
@@ -53,6 +66,9 @@ pub struct StepReport {
     pub lr: f64,
     /// `(name, value)` of every metric of the step.
     pub metrics: Vec<(String, f64)>,
+    /// Why the step was dropped, when its loss, gradient or updated parameters were not finite: the update was
+    /// not applied (parameters, optimiser state and EMA are as before the step), only the step counter moved.
+    pub nonfinite: Option<String>,
 }
 
 /// Model, optimiser state, EMA and position of a training run.
@@ -129,60 +145,83 @@ impl<B: AutodiffBackend> Trainer<B> {
         self.ema.is_some()
     }
 
-    /// Takes one optimiser step on `batch`.
+    /// Takes one optimiser step on `batch`, unless its loss, gradient or updated parameters are not finite (see
+    /// [`StepReport::nonfinite`]); the checks cost one reduction each and a single read back per check.
     pub fn train_step(&mut self, batch: &Batch) -> Result<StepReport, String> {
         let step = self.step;
         let lr = self.settings.schedule.lr(self.settings.lr, step, self.settings.steps);
         let on_device = StepBatch::<B>::from_batch(batch, &self.device);
         let seed = derive_seed(&[self.settings.seed, 0x5745_5000, step]);
+        // The clean forward moves the running statistics; a dropped step must undo that too. A clone is cheap:
+        // tensors are shared handles.
+        let before = self.model.clone();
         let out = self.rule.gradients(&self.model, &on_device, &self.objective, seed)?;
-        let model = self.model.clone();
-        self.model = self.optim.step(lr, model, out.grads);
-        if let Some(e) = &mut self.ema {
-            e.update(&self.model);
-        }
-        self.step += 1;
-        let metrics = out
+        let mut metrics: Vec<(String, f64)> = out
             .metrics
             .into_iter()
             .map(|(k, v)| (k, v.into_data().convert::<f64>().to_vec::<f64>().map(|v| v[0]).unwrap_or(f64::NAN)))
             .collect();
-        Ok(StepReport { step, lr, metrics })
-    }
-
-    /// Writes model, optimiser state, EMA and step to `path` atomically; `meta` is stored alongside (e.g. the recipe).
-    pub fn save(&self, path: &std::path::Path, meta: &str) -> Result<(), CheckpointError> {
-        let fail = |reason: String| CheckpointError::Format { path: path.to_path_buf(), reason };
-        let mut s = Sections::default();
-        s.push("step", self.step.to_le_bytes().to_vec());
-        s.push("meta", meta.as_bytes().to_vec());
-        s.push("model", model_bytes(self.model.clone()).map_err(fail)?);
-        s.push("optimizer", self.optim.to_bytes().map_err(fail)?);
-        if let Some(e) = &self.ema {
-            s.push("ema", model_bytes(e.model(&self.model)).map_err(fail)?);
+        let grad_norm = global_norm(&self.model, &out.grads).into_data().convert::<f64>().to_vec::<f64>();
+        let grad_norm = grad_norm.ok().and_then(|v| v.first().copied()).unwrap_or(f64::NAN);
+        metrics.push(("grad_norm".into(), grad_norm));
+        self.step += 1;
+        let mut nonfinite = nonfinite_loss(&metrics)
+            .or_else(|| (!grad_norm.is_finite()).then(|| format!("the gradient (global norm {grad_norm})")));
+        if nonfinite.is_some() {
+            self.model = before;
+        } else {
+            // Only a `skip` run can go on after a bad update, so only it keeps the optimiser state to undo one.
+            let snapshot = self.settings.skip_nonfinite.then(|| self.optim.snapshot());
+            let model = self.model.clone();
+            self.model = self.optim.step(lr, model, out.grads);
+            if !all_finite(&self.model) {
+                nonfinite = Some("the parameters after the update".into());
+                self.model = before;
+                if let Some(snapshot) = snapshot {
+                    let optim = std::mem::replace(&mut self.optim, Optim::new(self.settings.optimizer.clone()));
+                    self.optim = optim.restore(snapshot);
+                }
+            } else if let Some(e) = &mut self.ema {
+                e.update(&self.model);
+            }
         }
-        checkpoint::write_atomic(path, &s)
+        Ok(StepReport { step, lr, metrics, nonfinite })
     }
 
-    /// Restores a state written by [`Trainer::save`]; returns the stored `meta` text.
+    /// The run's state as a checkpoint; `recipe` (the resolved recipe) is stored alongside.
+    pub fn checkpoint(&self, recipe: &str) -> Result<Checkpoint, String> {
+        Ok(Checkpoint {
+            step: self.step,
+            recipe: recipe.to_string(),
+            model: model_bytes(self.model.clone())?,
+            optimizer: self.optim.to_bytes()?,
+            ema: self.ema.as_ref().map(|e| model_bytes(e.model(&self.model))).transpose()?,
+        })
+    }
+
+    /// Writes the run's state to `path` atomically (see [`Trainer::checkpoint`]).
+    pub fn save(&self, path: &std::path::Path, recipe: &str) -> Result<(), CheckpointError> {
+        let fail = |reason: String| CheckpointError::Format { path: path.to_path_buf(), reason };
+        self.checkpoint(recipe).map_err(fail)?.write(path)
+    }
+
+    /// Restores a state written by [`Trainer::save`]; returns the stored recipe text.
     pub fn load(&mut self, path: &std::path::Path) -> Result<String, CheckpointError> {
         let fail = |reason: String| CheckpointError::Format { path: path.to_path_buf(), reason };
-        let mut s = checkpoint::read(path)?;
-        let mut section = |name: &str| s.take(name).ok_or_else(|| fail(format!("has no `{name}` section")));
-        let step = section("step")?;
-        self.step = u64::from_le_bytes(step.as_slice().try_into().map_err(|_| fail("bad step".into()))?);
-        let meta = String::from_utf8(section("meta")?).map_err(|_| fail("meta is not UTF-8".into()))?;
-        self.model = load_model_bytes(self.model.clone(), section("model")?, &self.device).map_err(fail)?;
+        let c = Checkpoint::read(path)?;
+        self.step = c.step;
+        self.model = load_model_bytes(self.model.clone(), c.model, &self.device).map_err(fail)?;
         let optim = std::mem::replace(&mut self.optim, Optim::new(self.settings.optimizer.clone()));
-        self.optim = optim.load_bytes(section("optimizer")?, &self.device).map_err(fail)?;
+        self.optim = optim.load_bytes(c.optimizer, &self.device).map_err(fail)?;
         if let Some(decay) = self.settings.ema_decay {
+            let bytes = c.ema.ok_or_else(|| fail("has no `ema` section, but the recipe keeps an EMA".into()))?;
             // Loading gave the model the checkpoint's parameter ids; the average must be keyed by them too.
             let mut ema = Ema::new(&self.model, decay);
-            let saved = load_model_bytes(self.model.clone(), section("ema")?, &self.device).map_err(fail)?;
+            let saved = load_model_bytes(self.model.clone(), bytes, &self.device).map_err(fail)?;
             ema.load(&saved);
             self.ema = Some(ema);
         }
-        Ok(meta)
+        Ok(c.recipe)
     }
 }
 

@@ -54,6 +54,14 @@ enum Kind<B: AutodiffBackend, M: AutodiffModule<B>> {
     AdamW(OptimizerAdaptor<AdamW, M, B>),
 }
 
+/// The state of an [`Optim`] at one moment (see [`Optim::snapshot`]).
+pub enum OptimSnapshot<B: AutodiffBackend, M: AutodiffModule<B>> {
+    /// SGD's momentum buffers.
+    Sgd(<OptimizerAdaptor<Sgd<Inner<B>>, M, B> as Optimizer<M, B>>::Record),
+    /// AdamW's moment estimates.
+    AdamW(<OptimizerAdaptor<AdamW, M, B> as Optimizer<M, B>>::Record),
+}
+
 /// A configured optimiser for model type `M`.
 pub struct Optim<B: AutodiffBackend, M: AutodiffModule<B>> {
     spec: OptimizerSpec,
@@ -116,6 +124,25 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> Optim<B, M> {
             Kind::AdamW(o) => Recorder::<B>::record(&Bytes::default(), o.to_record(), ()),
         };
         r.map_err(|e| format!("cannot serialise the optimiser state: {e}"))
+    }
+
+    /// The optimiser state as it is now (tensor handles, no copy), to put back with [`Optim::restore`] when an
+    /// update must be undone.
+    pub fn snapshot(&self) -> OptimSnapshot<B, M> {
+        match &self.inner {
+            Kind::Sgd(o) => OptimSnapshot::Sgd(o.to_record()),
+            Kind::AdamW(o) => OptimSnapshot::AdamW(o.to_record()),
+        }
+    }
+
+    /// Puts back a state taken by [`Optim::snapshot`].
+    pub fn restore(self, snapshot: OptimSnapshot<B, M>) -> Self {
+        let inner = match (self.inner, snapshot) {
+            (Kind::Sgd(o), OptimSnapshot::Sgd(r)) => Kind::Sgd(o.load_record(r)),
+            (Kind::AdamW(o), OptimSnapshot::AdamW(r)) => Kind::AdamW(o.load_record(r)),
+            _ => unreachable!("a snapshot is restored into the optimiser it was taken from"),
+        };
+        Self { spec: self.spec, inner }
     }
 
     /// Restores state written by [`Optim::to_bytes`].

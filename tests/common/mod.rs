@@ -1,5 +1,7 @@
 //! What several integration tests share.
 
+pub mod fd;
+
 #[allow(dead_code)]
 /// A tiny FixMatch + IAM-D recipe on 200 synthetic images: seconds per run in the test profile.
 pub const TINY_RECIPE: &str = r#"

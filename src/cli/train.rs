@@ -1,0 +1,83 @@
+//! `burnish train RECIPE`: runs the training loop and reports how it ended through the exit code.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+
+use super::RecipeArgs;
+use crate::recipe::Recipe;
+use crate::run::{self, Outcome, RunOptions};
+
+/// Arguments of `burnish train`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    /// The recipe and its overrides.
+    pub recipe: RecipeArgs,
+    /// Continue the run in this folder from its latest checkpoint (give the same recipe and overrides).
+    #[arg(long, value_name = "RUN_DIR")]
+    pub resume: Option<PathBuf>,
+    /// Folder that holds run folders.
+    #[arg(long, default_value = "runs")]
+    pub runs_dir: PathBuf,
+    /// Stop with a checkpoint after this many steps (as Ctrl-C would, but exiting 0), e.g. to test resuming.
+    #[arg(long, value_name = "N")]
+    pub stop_after: Option<u64>,
+    /// No progress bar (logs still go to the run folder).
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Runs `burnish train`: exit 0 when the run finished or reached `--stop-after`, 130/143 when SIGINT/SIGTERM
+/// stopped it (after a checkpoint), 4 when it diverged, 1 on any other error.
+pub fn run(args: &TrainArgs) -> Result<ExitCode> {
+    let r = match &args.resume {
+        Some(dir) => {
+            let saved = dir.join("recipe.toml");
+            let text = std::fs::read_to_string(&saved).with_context(|| format!("cannot read {}", saved.display()))?;
+            let given = args.recipe.load()?;
+            let r = Recipe::from_str(&text, &saved.display().to_string(), &[])?;
+            anyhow::ensure!(
+                r == given,
+                "{} differs from the recipe {} resolves to; resume with the recipe and --set options the run started with",
+                saved.display(),
+                args.recipe.recipe.display()
+            );
+            r
+        }
+        None => args.recipe.load()?,
+    };
+    run::signal::install()?;
+    let options = RunOptions {
+        runs_dir: args.runs_dir.clone(),
+        resume: args.resume.clone(),
+        stop_after: args.stop_after,
+        progress: !args.quiet,
+    };
+    let s = run::train::<crate::backend::Train>(&r, &options, crate::backend::device())?;
+    println!("run folder: {}", s.run_dir.display());
+    match s.outcome {
+        Some(Outcome::Finished) | None => {
+            println!("steps={} wall_s={:.1}", s.steps, s.wall_s);
+            println!("test_acc_ema={:.4} test_acc={:.4}", s.test_acc_ema, s.test_acc);
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(outcome) => {
+            let how = match outcome {
+                Outcome::Interrupted(sig) => format!("stopped by {}", sig.name()),
+                _ => "stopped".to_string(),
+            };
+            println!(
+                "{how} at step {} of {} with a checkpoint; continue with --resume {}",
+                s.steps,
+                r.schedule.steps,
+                s.run_dir.display()
+            );
+            Ok(match outcome {
+                Outcome::Interrupted(sig) => ExitCode::from(sig.exit_code()),
+                _ => ExitCode::SUCCESS,
+            })
+        }
+    }
+}
