@@ -9,7 +9,7 @@ use crate::Image;
 use rand::RngCore;
 
 /// Weak flip-and-shift, then `num_ops` ops drawn with replacement from `ops` (the 14 of [`RandOp::ALL`]), each applied
-/// with `op_probability` at a level uniform in `1..=max_level` (signed ops get a random sign), then a gray square
+/// with `op_probability` at a level uniform in `1..max_level` (signed ops get a random sign), then a gray square
 /// of `cutout_fraction` of the shorter side at a uniformly random centre (FixMatch's `RandAugmentMC(n=2, m=10)`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Strong {
@@ -21,7 +21,8 @@ pub struct Strong {
     pub num_ops: usize,
     /// Probability that each drawn op is applied.
     pub op_probability: f64,
-    /// Highest level; levels are uniform in `1..=max_level` and scale each op's range (see [`RandOp`]).
+    /// The level at which each op reaches the end of its range (see [`RandOp`]); levels are drawn uniformly from
+    /// `1..max_level`, without `max_level` itself, as the reference's `randint(1, 10)` (always 1 below 3).
     pub max_level: u32,
     /// Side of the Cutout square as a fraction of the shorter image side (16 px at 32 px).
     pub cutout_fraction: f64,
@@ -50,7 +51,8 @@ impl Transform for Strong {
             // Four draws per op whatever the outcome, so later draws (the Cutout centre) do not depend on
             // which ops were picked or applied.
             let pick = below(rng, self.ops.len() as u32) as usize;
-            let level = 1 + below(rng, self.max_level);
+            // numpy's `randint(1, m)` excludes `m`: levels 1..=9 of 10, so no op reaches the end of its range.
+            let level = 1 + below(rng, self.max_level.saturating_sub(1));
             let apply = coin(rng, self.op_probability);
             let negate = coin(rng, 0.5);
             if let (true, Some(op)) = (apply, self.ops.get(pick)) {

@@ -129,8 +129,8 @@ fn strong_applies_about_one_op_per_image_on_average() {
         let b = plain.apply(&img, &mut ChaCha8Rng::seed_from_u64(seed));
         changed += (a != b) as u32;
     }
-    // P(at least one of two ops applied) = 0.75; Identity and no-op levels (posterize 8 bits, solarize 256,
-    // translate 0 px) lower it to about 0.7.
+    // P(at least one of two ops applied) = 0.75; Identity and no-op levels (translate by 0.3 level / 10 of 32 px =
+    // 0 px at level 1) lower it to about 0.7.
     assert!((55..=90).contains(&changed), "{changed} of 100 strong views had an op");
 }
 
@@ -155,12 +155,39 @@ fn strong_draws_levels_and_signs_for_its_ops() {
         let (px, _) = candidates.iter().find(|(_, c)| *c == out).expect("a translation of 0..=9 columns");
         seen.insert(*px);
     }
-    // Levels 1..=10 give trunc(0.96 level) = 0, 1, ..., 9 columns, each with both signs.
-    let expect: std::collections::BTreeSet<i32> = (-9..=9).collect();
+    // Levels 1..=9 give trunc(0.96 level) = 0, 1, ..., 8 columns, each with both signs (level 10's 9 never).
+    let expect: std::collections::BTreeSet<i32> = (-8..=8).collect();
     assert_eq!(seen, expect);
     // An empty pool applies nothing.
     let none = Strong { ops: Vec::new(), ..only_translate };
     assert_eq!(none.apply(&img, &mut rng), img);
+}
+
+#[test]
+fn strong_levels_are_exactly_1_to_9_of_10() {
+    // The reference draws numpy's randint(1, 10). A pool of Rotate only, always applied: the view is a rotation by
+    // 3 level degrees either way, which tells every level 1..=10 apart.
+    let img = common::noise(3, 32, 32, 12, 0, 255);
+    let only_rotate = Strong {
+        weak: Weak { flip_probability: 0.0, pad_fraction: 0.0 },
+        ops: vec![RandOp::Rotate],
+        num_ops: 1,
+        op_probability: 1.0,
+        cutout_fraction: 0.0,
+        ..Strong::default()
+    };
+    let candidates: Vec<(i32, Image)> =
+        (1..=10).flat_map(|l| [l, -l]).map(|l| (l, ops::rotate(&img, 3.0 * l as f64))).collect();
+    let mut counts = std::collections::BTreeMap::new();
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    for _ in 0..900 {
+        let out = only_rotate.apply(&img, &mut rng);
+        let (signed_level, _) = candidates.iter().find(|(_, c)| *c == out).expect("a rotation by 3 level degrees");
+        *counts.entry(signed_level.abs()).or_insert(0u32) += 1;
+    }
+    assert_eq!(counts.keys().copied().collect::<Vec<_>>(), (1..=9).collect::<Vec<_>>(), "{counts:?}");
+    // Uniform: 100 expected per level.
+    assert!(counts.values().all(|&n| (60..=140).contains(&n)), "{counts:?}");
 }
 
 #[test]
