@@ -1,6 +1,6 @@
 """Reference figure for `cargo run --release --example bench_augment`: FixMatch's strong view on PIL.
 
-The strong view of the FixMatch reference (kekmodel/FixMatch-pytorch, as USB uses it): random horizontal flip,
+The strong view of the FixMatch reference (kekmodel/FixMatch-pytorch; docs/augmentations.md): random horizontal flip,
 random crop with 4 px reflect padding, RandAugmentMC(n=2, m=10) over the 14-op FixMatch pool, Cutout of half the
 side, then ToTensor + Normalize. Runs on one thread and prints microseconds per image and views/s per core.
 

@@ -50,6 +50,7 @@ type Op = Box<dyn Fn(&Image) -> Image>;
 
 fn bench_ops(label: &str, imgs: &[Image]) {
     let side = imgs[0].width();
+    let half = side as f64 / 2.0;
     let cases: Vec<(&str, Op)> = vec![
         ("identity", Box::new(ops::identity)),
         ("autocontrast", Box::new(ops::autocontrast)),
@@ -65,7 +66,7 @@ fn bench_ops(label: &str, imgs: &[Image]) {
         ("shear_y(0.3)", Box::new(|i| ops::shear_y(i, 0.3))),
         ("translate_x(9)", Box::new(|i| ops::translate_x(i, 9))),
         ("translate_y(9)", Box::new(|i| ops::translate_y(i, 9))),
-        ("cutout", Box::new(move |i| ops::cutout(i, side / 2, side / 2, side / 2, ops::CUTOUT_FILL))),
+        ("cutout", Box::new(move |i| ops::cutout(i, half, half, side / 2, ops::CUTOUT_FILL))),
         ("hflip", Box::new(ops::hflip)),
         ("reflect_pad_crop", Box::new(|i| ops::reflect_pad_crop(i, 4, 4, 2, 3))),
         ("grayscale", Box::new(ops::grayscale)),

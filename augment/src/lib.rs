@@ -20,7 +20,7 @@
 //! - [`Identity`]: no augmentation (evaluation / original view)
 //! - [`Weak`]: horizontal flip p = 0.5, reflect-pad 12.5 % of the side and random crop back
 //! - [`Strong`]: [`Weak`], then FixMatch RandAugment (2 of the 14 [`RandOp`]s, each with p = 0.5 at a level
-//!   uniform in 1..=10), then Cutout of half the side filled with 127
+//!   uniform in 1..=9 of 10), then Cutout of half the shorter side (plus PIL's end pixel) filled with 127
 //! - [`SimClr`]: [`RandomResizedCrop`], flip, [`ColorJitter`] (p = 0.8), grayscale (p = 0.2), optional blur
 //!
 //! [`View`] names them for recipes ("none", "weak", "strong", "simclr") and seeds each sample's RNG with

@@ -2,15 +2,16 @@
 
 use crate::ops::cutout;
 use crate::randaugment::RandOp;
-use crate::rng::{below, coin};
+use crate::rng::{below, coin, uniform};
 use crate::transform::Transform;
 use crate::weak::Weak;
 use crate::Image;
 use rand::RngCore;
 
 /// Weak flip-and-shift, then `num_ops` ops drawn with replacement from `ops` (the 14 of [`RandOp::ALL`]), each applied
-/// with `op_probability` at a level uniform in `1..=max_level` (signed ops get a random sign), then a gray square
-/// of `cutout_fraction` of the shorter side at a uniformly random centre (FixMatch's `RandAugmentMC(n=2, m=10)`).
+/// with `op_probability` at a level uniform in `1..max_level` (signed ops get a random sign), then a gray square
+/// of `cutout_fraction` of the shorter side (plus the end pixel) at a uniformly random centre (FixMatch's
+/// `RandAugmentMC(n=2, m=10)`; `docs/augmentations.md` lists where and why burnish departs from it).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Strong {
     /// The flip-and-shift applied first.
@@ -21,9 +22,11 @@ pub struct Strong {
     pub num_ops: usize,
     /// Probability that each drawn op is applied.
     pub op_probability: f64,
-    /// Highest level; levels are uniform in `1..=max_level` and scale each op's range (see [`RandOp`]).
+    /// The level at which each op reaches the end of its range (see [`RandOp`]); levels are drawn uniformly from
+    /// `1..max_level`, without `max_level` itself, as the reference's `randint(1, 10)` (always 1 below 3).
     pub max_level: u32,
-    /// Side of the Cutout square as a fraction of the shorter image side (16 px at 32 px).
+    /// Cutout size as a fraction of the shorter image side: 16 at 32 px, which covers 17 px as in the reference
+    /// (see [`ops::cutout`](crate::ops::cutout)).
     pub cutout_fraction: f64,
     /// Gray level of the Cutout square.
     pub cutout_fill: u8,
@@ -50,7 +53,8 @@ impl Transform for Strong {
             // Four draws per op whatever the outcome, so later draws (the Cutout centre) do not depend on
             // which ops were picked or applied.
             let pick = below(rng, self.ops.len() as u32) as usize;
-            let level = 1 + below(rng, self.max_level);
+            // numpy's `randint(1, m)` excludes `m`: levels 1..=9 of 10, so no op reaches the end of its range.
+            let level = 1 + below(rng, self.max_level.saturating_sub(1));
             let apply = coin(rng, self.op_probability);
             let negate = coin(rng, 0.5);
             if let (true, Some(op)) = (apply, self.ops.get(pick)) {
@@ -58,9 +62,11 @@ impl Transform for Strong {
             }
         }
         let (w, h) = (out.width(), out.height());
+        // A fraction of the side rather than the reference's fixed 16 px, which is half of CIFAR's 32 px side.
         let size = (w.min(h) as f64 * self.cutout_fraction) as u32;
-        let cx = below(rng, w);
-        let cy = below(rng, h);
-        cutout(&out, cx, cy, size, self.cutout_fill)
+        // A continuous centre, as the reference's `np.random.uniform(0, w)`: the corner truncates it.
+        let x = uniform(rng, 0.0, w as f64);
+        let y = uniform(rng, 0.0, h as f64);
+        cutout(&out, x, y, size, self.cutout_fill)
     }
 }

@@ -25,7 +25,7 @@ fn all_ops() -> Vec<Op> {
         ("shear_y", |im| ops::shear_y(im, 0.25)),
         ("translate_x", |im| ops::translate_x(im, 5)),
         ("translate_y", |im| ops::translate_y(im, -5)),
-        ("cutout", |im| ops::cutout(im, 3, 20, 14, ops::CUTOUT_FILL)),
+        ("cutout", |im| ops::cutout(im, 3.0, 20.5, 14, ops::CUTOUT_FILL)),
         ("hflip", ops::hflip),
         ("reflect_pad_crop", |im| ops::reflect_pad_crop(im, 3, 3, 1, 5)),
         ("resized_crop", |im| ops::resized_crop(im, 2, 3, 13, 17, 28, 28)),

@@ -94,26 +94,37 @@ fn weak_is_a_flip_then_a_reflect_shift_of_at_most_four_pixels() {
 }
 
 #[test]
-fn strong_ends_with_one_gray_cutout_square_of_half_the_side() {
-    // Values below 100 so the 127 square is the only 127 in the image.
-    let img = common::noise(3, 32, 32, 4, 0, 100);
+fn strong_ends_with_one_gray_cutout_square_of_half_the_side_plus_its_end_pixel() {
+    // As the reference's CutoutAbs(img, 16) at 32 px: PIL's rectangle includes its end point, so the square is
+    // 17 px a side; a centre near the left or top moves it to the border, one near the right or bottom clips it.
+    // At 28 px the size is 14, so 15 px. Values below 100 so the 127 square is the only 127 in the image.
     let no_ops = Strong { num_ops: 0, ..Strong::default() };
-    for seed in 0..20 {
-        let weak = Weak::default().apply(&img, &mut ChaCha8Rng::seed_from_u64(seed));
-        let strong = no_ops.apply(&img, &mut ChaCha8Rng::seed_from_u64(seed));
-        let changed: Vec<(usize, usize)> = (0..32 * 32)
-            .filter(|&i| strong.as_raw()[i * 3..i * 3 + 3] != weak.as_raw()[i * 3..i * 3 + 3])
-            .map(|i| (i % 32, i / 32))
-            .collect();
-        let (x0, x1) = (changed.iter().map(|p| p.0).min(), changed.iter().map(|p| p.0).max());
-        let (y0, y1) = (changed.iter().map(|p| p.1).min(), changed.iter().map(|p| p.1).max());
-        let (x0, x1, y0, y1) = (x0.expect("cutout"), x1.expect("cutout"), y0.expect("cutout"), y1.expect("cutout"));
-        let (w, h) = (x1 - x0 + 1, y1 - y0 + 1);
-        assert_eq!(changed.len(), w * h, "the changed pixels form a full rectangle");
-        assert!((8..=16).contains(&w) && (8..=16).contains(&h), "{w}x{h}");
-        for &(x, y) in &changed {
-            assert_eq!(&strong.as_raw()[(y * 32 + x) * 3..(y * 32 + x) * 3 + 3], &[127, 127, 127]);
+    for (channels, side) in [(3, 32usize), (1, 28)] {
+        let img = common::noise(channels, side as u32, side as u32, 4, 0, 100);
+        let full = side / 2 + 1;
+        let mut unclipped = 0;
+        for seed in 0..40 {
+            let weak = Weak::default().apply(&img, &mut ChaCha8Rng::seed_from_u64(seed));
+            let strong = no_ops.apply(&img, &mut ChaCha8Rng::seed_from_u64(seed));
+            let px = |im: &Image, i: usize| im.as_raw()[i * channels..(i + 1) * channels].to_vec();
+            let changed: Vec<(usize, usize)> =
+                (0..side * side).filter(|&i| px(&strong, i) != px(&weak, i)).map(|i| (i % side, i / side)).collect();
+            let (x0, x1) = (changed.iter().map(|p| p.0).min(), changed.iter().map(|p| p.0).max());
+            let (y0, y1) = (changed.iter().map(|p| p.1).min(), changed.iter().map(|p| p.1).max());
+            let (x0, x1, y0, y1) = (x0.expect("cutout"), x1.expect("cutout"), y0.expect("cutout"), y1.expect("cutout"));
+            let (w, h) = (x1 - x0 + 1, y1 - y0 + 1);
+            assert_eq!(changed.len(), w * h, "the changed pixels form a full rectangle");
+            assert!(w == full || (x1 == side - 1 && w < full), "{w}x{h} at ({x0}, {y0}), {side} px");
+            assert!(h == full || (y1 == side - 1 && h < full), "{w}x{h} at ({x0}, {y0}), {side} px");
+            assert!(w > side / 4 && h > side / 4, "{w}x{h}: the centre is inside the image");
+            unclipped += (w == full && h == full) as u32;
+            for &(x, y) in &changed {
+                assert!(px(&strong, y * side + x).iter().all(|&v| v == 127));
+            }
         }
+        // Unclipped on an axis when the corner is at most side / 2 - 1, i.e. for centres below 3/4 of the side:
+        // (3/4)^2 of the squares, 22.5 of 40 expected.
+        assert!((12..=33).contains(&unclipped), "{unclipped} of 40 squares were {full}x{full} at {side} px");
     }
 }
 
@@ -129,8 +140,8 @@ fn strong_applies_about_one_op_per_image_on_average() {
         let b = plain.apply(&img, &mut ChaCha8Rng::seed_from_u64(seed));
         changed += (a != b) as u32;
     }
-    // P(at least one of two ops applied) = 0.75; Identity and no-op levels (posterize 8 bits, solarize 256,
-    // translate 0 px) lower it to about 0.7.
+    // P(at least one of two ops applied) = 0.75; Identity and no-op levels (translate by 0.3 level / 10 of 32 px =
+    // 0 px at level 1) lower it to about 0.7.
     assert!((55..=90).contains(&changed), "{changed} of 100 strong views had an op");
 }
 
@@ -155,12 +166,39 @@ fn strong_draws_levels_and_signs_for_its_ops() {
         let (px, _) = candidates.iter().find(|(_, c)| *c == out).expect("a translation of 0..=9 columns");
         seen.insert(*px);
     }
-    // Levels 1..=10 give trunc(0.96 level) = 0, 1, ..., 9 columns, each with both signs.
-    let expect: std::collections::BTreeSet<i32> = (-9..=9).collect();
+    // Levels 1..=9 give trunc(0.96 level) = 0, 1, ..., 8 columns, each with both signs (level 10's 9 never).
+    let expect: std::collections::BTreeSet<i32> = (-8..=8).collect();
     assert_eq!(seen, expect);
     // An empty pool applies nothing.
     let none = Strong { ops: Vec::new(), ..only_translate };
     assert_eq!(none.apply(&img, &mut rng), img);
+}
+
+#[test]
+fn strong_levels_are_exactly_1_to_9_of_10() {
+    // The reference draws numpy's randint(1, 10). A pool of Rotate only, always applied: the view is a rotation by
+    // 3 level degrees either way, which tells every level 1..=10 apart.
+    let img = common::noise(3, 32, 32, 12, 0, 255);
+    let only_rotate = Strong {
+        weak: Weak { flip_probability: 0.0, pad_fraction: 0.0 },
+        ops: vec![RandOp::Rotate],
+        num_ops: 1,
+        op_probability: 1.0,
+        cutout_fraction: 0.0,
+        ..Strong::default()
+    };
+    let candidates: Vec<(i32, Image)> =
+        (1..=10).flat_map(|l| [l, -l]).map(|l| (l, ops::rotate(&img, 3.0 * l as f64))).collect();
+    let mut counts = std::collections::BTreeMap::new();
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    for _ in 0..900 {
+        let out = only_rotate.apply(&img, &mut rng);
+        let (signed_level, _) = candidates.iter().find(|(_, c)| *c == out).expect("a rotation by 3 level degrees");
+        *counts.entry(signed_level.abs()).or_insert(0u32) += 1;
+    }
+    assert_eq!(counts.keys().copied().collect::<Vec<_>>(), (1..=9).collect::<Vec<_>>(), "{counts:?}");
+    // Uniform: 100 expected per level.
+    assert!(counts.values().all(|&n| (60..=140).contains(&n)), "{counts:?}");
 }
 
 #[test]

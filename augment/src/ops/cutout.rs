@@ -5,21 +5,27 @@ use crate::Image;
 /// Gray level of the Cutout square: 127, FixMatch's `(127, 127, 127)`.
 pub const CUTOUT_FILL: u8 = 127;
 
-/// Fills the `size x size` square centred at `(cx, cy)` with `fill` in every channel, clipped at the borders:
-/// columns `cx - size/2 .. cx - size/2 + size` (and likewise rows) that fall inside the image.
-pub fn cutout(img: &Image, cx: u32, cy: u32, size: u32, fill: u8) -> Image {
+/// Fills FixMatch's Cutout square for a centre drawn at `(x, y)` in `[0, w) x [0, h)` with `fill` in every channel.
+///
+/// The square's corner is `(trunc(max(0, x - size/2)), trunc(max(0, y - size/2)))` and it covers `size + 1` columns
+/// and rows from there, clipped at the right and bottom borders: FixMatch draws it with PIL's
+/// `ImageDraw.rectangle`, which includes its end point (17 px a side for its 16). It is never clipped at the left or
+/// top: a centre near those borders moves the square rather than shrinking it. `size` 0 leaves the image unchanged
+/// (PIL would still paint the one corner pixel).
+pub fn cutout(img: &Image, x: f64, y: f64, size: u32, fill: u8) -> Image {
     let mut out = img.clone();
-    let (w, h, c) = (img.width() as i64, img.height() as i64, img.channels());
-    let half = (size / 2) as i64;
-    let (x0, y0) = ((cx as i64 - half).max(0), (cy as i64 - half).max(0));
-    let (x1, y1) = ((cx as i64 - half + size as i64).min(w), (cy as i64 - half + size as i64).min(h));
-    if x0 >= x1 || y0 >= y1 {
+    let (w, h, c) = (img.width() as u64, img.height() as u64, img.channels());
+    // Float-to-int casts saturate (NaN gives 0), so any centre is safe; it is Python's `int` for the rest.
+    let corner = |centre: f64| (centre - size as f64 / 2.0).max(0.0) as u64;
+    let (x0, y0) = (corner(x), corner(y));
+    if size == 0 || x0 >= w || y0 >= h {
         return out;
     }
+    let (x1, y1) = ((x0 + size as u64 + 1).min(w), (y0 + size as u64 + 1).min(h));
     let row = w as usize * c;
     let data = out.as_raw_mut();
-    for y in y0 as usize..y1 as usize {
-        data[y * row + x0 as usize * c..y * row + x1 as usize * c].fill(fill);
+    for yy in y0 as usize..y1 as usize {
+        data[yy * row + x0 as usize * c..yy * row + x1 as usize * c].fill(fill);
     }
     out
 }
@@ -40,25 +46,31 @@ mod tests {
         out
     }
 
-    #[test]
-    fn cutout_changes_exactly_its_box() {
-        let img = Image::from_raw(3, 8, 8, vec![9; 192]).expect("test image shape");
-        let out = cutout(&img, 4, 5, 4, CUTOUT_FILL);
-        let expect: Vec<(usize, usize)> = (3..7).flat_map(|y| (2..6).map(move |x| (x, y))).collect();
-        assert_eq!(changed(&img, &out), expect);
-        assert!(out.as_raw()[(3 * 8 + 2) * 3..(3 * 8 + 6) * 3].iter().all(|&v| v == 127));
+    fn square(x0: usize, x1: usize, y0: usize, y1: usize) -> Vec<(usize, usize)> {
+        (y0..=y1).flat_map(|y| (x0..=x1).map(move |x| (x, y))).collect()
     }
 
     #[test]
-    fn cutout_is_clipped_at_the_borders() {
-        let img = Image::from_raw(1, 6, 4, vec![0; 24]).expect("test image shape");
-        let out = cutout(&img, 0, 3, 4, 200);
-        let expect: Vec<(usize, usize)> = (1..4).flat_map(|y| (0..2).map(move |x| (x, y))).collect();
-        assert_eq!(changed(&img, &out), expect);
-        // Odd sizes cover cx - size/2 ..= cx + size/2.
-        let out = cutout(&img, 2, 1, 3, 200);
-        let expect: Vec<(usize, usize)> = (0..3).flat_map(|y| (1..4).map(move |x| (x, y))).collect();
-        assert_eq!(changed(&img, &out), expect);
-        assert_eq!(cutout(&img, 2, 2, 0, 200), img);
+    fn cutout_covers_size_plus_one_from_its_corner() {
+        let img = Image::from_raw(3, 8, 8, vec![9; 192]).expect("test image shape");
+        // Centre (4.5, 5.9), size 4: corner (int(2.5), int(3.9)) = (2, 3), then 5 columns and rows.
+        let out = cutout(&img, 4.5, 5.9, 4, CUTOUT_FILL);
+        assert_eq!(changed(&img, &out), square(2, 6, 3, 7));
+        assert!(out.as_raw()[(3 * 8 + 2) * 3..(3 * 8 + 7) * 3].iter().all(|&v| v == 127));
+        // Odd sizes subtract half a pixel: centre 3.4, size 3 -> corner int(1.9) = 1.
+        assert_eq!(changed(&img, &cutout(&img, 3.4, 3.4, 3, 0)), square(1, 4, 1, 4));
+    }
+
+    #[test]
+    fn cutout_moves_at_the_top_left_and_is_clipped_at_the_bottom_right() {
+        let img = Image::from_raw(1, 6, 5, vec![0; 30]).expect("test image shape");
+        // Near the top-left corner the square starts at 0 and keeps its full size + 1 = 3.
+        assert_eq!(changed(&img, &cutout(&img, 0.0, 0.7, 2, 200)), square(0, 2, 0, 2));
+        // Near the bottom-right corner it is clipped: corner (4, 3), 2 columns and 2 rows left.
+        assert_eq!(changed(&img, &cutout(&img, 5.9, 4.9, 2, 200)), square(4, 5, 3, 4));
+        assert_eq!(cutout(&img, 2.0, 2.0, 0, 200), img);
+        // Out-of-range or non-finite centres never panic.
+        assert_eq!(cutout(&img, 100.0, 2.0, 2, 200), img);
+        assert_eq!(changed(&img, &cutout(&img, f64::NAN, -3.0, 2, 200)), square(0, 2, 0, 2));
     }
 }
