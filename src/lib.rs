@@ -18,5 +18,6 @@ pub mod recipe;
 pub mod run;
 pub mod stage;
 pub mod step;
+pub mod track;
 pub mod train;
 pub mod update;
