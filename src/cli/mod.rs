@@ -2,6 +2,7 @@
 
 mod bench;
 mod ckpt;
+mod data;
 mod eval;
 mod export;
 mod measure;
@@ -87,6 +88,8 @@ pub enum Command {
     Plot(plot::PlotArgs),
     /// Write a checkpoint's weights as a safetensors file with PyTorch-style names.
     Export(export::ExportArgs),
+    /// Download the public data sets (`data get NAME`) and show where they are (`data list`).
+    Data(data::DataArgs),
 }
 
 /// Parses the process arguments, runs the command and turns errors into a message and exit code 1.
@@ -102,8 +105,10 @@ pub fn main() -> ExitCode {
 }
 
 fn run_command(command: Command) -> Result<()> {
-    let uses_device =
-        !matches!(command, Command::Check { .. } | Command::Recipes(_) | Command::Preview(_) | Command::Plot(_));
+    let uses_device = !matches!(
+        command,
+        Command::Check { .. } | Command::Recipes(_) | Command::Preview(_) | Command::Plot(_) | Command::Data(_)
+    );
     if uses_device {
         crate::backend::check_device()?;
     }
@@ -157,5 +162,6 @@ fn run_command(command: Command) -> Result<()> {
         Command::Preview(args) => preview::run(&args),
         Command::Plot(args) => plot::run(&args),
         Command::Export(args) => export::run(&args),
+        Command::Data(args) => data::run(&args),
     }
 }
