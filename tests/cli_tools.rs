@@ -186,6 +186,63 @@ fn plot_draws_the_figures_of_a_run() {
     fails_naming(&burnish(&["plot", "nowhere"], tmp.path()), "nowhere");
 }
 
+/// Writes `dir/metrics.jsonl` with `steps` rows of loss and lr, an evaluation every 5 steps, and the extra keys;
+/// `loss_scale` sets every value, so that two runs' lines do not cover each other.
+fn synthetic_run(dir: &Path, steps: u32, loss_scale: f64, extra: &[&str]) {
+    std::fs::create_dir_all(dir).expect("mkdir");
+    let mut text = String::new();
+    for step in 1..=steps {
+        let mut row = serde_json::json!({"step": step, "loss": loss_scale / f64::from(step), "lr": 0.1 * loss_scale});
+        for key in extra {
+            row[*key] = serde_json::json!(f64::from(step) / f64::from(steps));
+        }
+        text.push_str(&format!("{row}\n"));
+        if step % 5 == 0 {
+            let acc =
+                serde_json::json!({"step": step, "test_acc": 0.25 * loss_scale, "test_acc_ema": 0.3 * loss_scale});
+            text.push_str(&format!("{acc}\n"));
+        }
+    }
+    std::fs::write(dir.join("metrics.jsonl"), text).expect("write");
+}
+
+/// How many pixels of `img` have exactly `rgb`.
+fn count(img: &image::RgbImage, rgb: [u8; 3]) -> usize {
+    img.pixels().filter(|p| p.0 == rgb).count()
+}
+
+#[test]
+fn plot_overlays_several_runs_one_colour_per_run() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    synthetic_run(&tmp.path().join("runs/fixmatch-a"), 20, 2.0, &[]);
+    synthetic_run(&tmp.path().join("runs/fixmatch-b"), 20, 1.0, &["fixmatch/mask_rate"]);
+    let out = burnish(&["plot", "runs/fixmatch-a", "runs/fixmatch-b", "--out", "cmp"], tmp.path());
+    assert!(out.status.success(), "{}", text(&out));
+    // matplotlib's tab10 blue and orange: the first and second run.
+    let (first, second) = ([31, 119, 180], [255, 127, 14]);
+    for name in ["loss.png", "lr.png", "test_acc.png", "test_acc_ema.png", "fixmatch_mask_rate.png"] {
+        let path = tmp.path().join("cmp").join(name);
+        let img = image::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).to_rgb8();
+        assert_eq!((img.width(), img.height()), (960, 540), "{name}");
+        let (a, b) = (count(&img, first), count(&img, second));
+        if name == "fixmatch_mask_rate.png" {
+            // Only the second run logs it; it keeps its colour.
+            assert!(a == 0 && b > 100, "{name}: {a} blue and {b} orange pixels");
+        } else {
+            assert!(a > 100 && b > 100, "{name}: {a} blue and {b} orange pixels, one line per run");
+        }
+    }
+    assert!(!tmp.path().join("cmp/accuracy.png").exists(), "overlays are one figure per metric");
+    // One run alone keeps its figures and folder.
+    let out = burnish(&["plot", "runs/fixmatch-a"], tmp.path());
+    assert!(out.status.success(), "{}", text(&out));
+    let single = image::open(tmp.path().join("runs/fixmatch-a/plots/loss.png")).expect("png").to_rgb8();
+    assert!(count(&single, first) > 100 && count(&single, second) == 0);
+    // Several runs need --out; a missing run is named.
+    fails_naming(&burnish(&["plot", "runs/fixmatch-a", "runs/fixmatch-b"], tmp.path()), "--out");
+    fails_naming(&burnish(&["plot", "runs/fixmatch-a", "runs/nowhere", "--out", "cmp"], tmp.path()), "runs/nowhere");
+}
+
 #[test]
 fn export_writes_pytorch_named_safetensors() {
     use burnish::backend::{device, Train};
