@@ -12,6 +12,8 @@ use common::{burnish, latest_checkpoint, run_dir, summary, text, TINY_RECIPE as 
 
 /// White pixels between the cells of a preview grid (documented in `burnish preview`).
 const GAP: u32 = 4;
+/// Height of the band of column names above the cells of a preview grid (documented in `burnish preview`).
+const BAND: u32 = 36;
 
 fn fails_naming(out: &Output, what: &str) {
     let msg = text(out);
@@ -112,13 +114,13 @@ fn preview_draws_the_original_and_every_view() {
     let grid = image::open(tmp.path().join("grid.png")).expect("a PNG").to_rgb8();
     let cols = columns.len() as u32;
     assert_eq!(grid.width(), cols * w * scale + (cols + 1) * GAP);
-    assert_eq!(grid.height(), samples * h * scale + (samples + 1) * GAP);
+    assert_eq!(grid.height(), BAND + samples * h * scale + (samples + 1) * GAP);
 
     // The first column is each training image, upscaled by nearest neighbour, exactly.
     let mut pixels = Vec::new();
     for (row, &index) in indices.iter().enumerate() {
         data.dataset.train.read_pixels(index, &mut pixels).expect("pixels");
-        let y0 = GAP + row as u32 * (h * scale + GAP);
+        let y0 = BAND + GAP + row as u32 * (h * scale + GAP);
         for y in 0..h * scale {
             for x in 0..w * scale {
                 let at = ((y / scale) * w + x / scale) as usize * c;
@@ -128,16 +130,35 @@ fn preview_draws_the_original_and_every_view() {
         }
     }
     // Gaps are white; the augmented cells differ from the original somewhere.
-    assert_eq!(grid.get_pixel(0, 0).0, [255, 255, 255]);
-    assert_eq!(grid.get_pixel(GAP + w * scale, GAP).0, [255, 255, 255]);
+    assert_eq!(grid.get_pixel(0, BAND).0, [255, 255, 255]);
+    assert_eq!(grid.get_pixel(GAP + w * scale, BAND + GAP).0, [255, 255, 255]);
     let cell = |col: u32, row: u32| {
-        let (x0, y0) = (GAP + col * (w * scale + GAP), GAP + row * (h * scale + GAP));
+        let (x0, y0) = (GAP + col * (w * scale + GAP), BAND + GAP + row * (h * scale + GAP));
         (0..h * scale)
             .flat_map(|y| (0..w * scale).map(move |x| (x, y)))
             .map(|(x, y)| grid.get_pixel(x0 + x, y0 + y).0)
             .collect::<Vec<_>>()
     };
     assert!((0..samples).any(|r| cell(3, r) != cell(0, r)), "the strong view changes the image");
+
+    // The band above the cells names every column: dark text over each column, white gaps between them, and
+    // different names look different ("labeled/weak" and "unlabeled/weak" differ in their first line).
+    let band = |col: u32| {
+        let x0 = GAP + col * (w * scale + GAP);
+        (0..BAND)
+            .flat_map(|y| (0..w * scale).map(move |x| (x, y)))
+            .map(|(x, y)| grid.get_pixel(x0 + x, y).0)
+            .collect::<Vec<_>>()
+    };
+    for col in 0..cols {
+        let dark = band(col).iter().filter(|p| p.iter().all(|&v| v < 128)).count();
+        assert!(dark > 10, "column {col} ({}) has a name: {dark} dark pixels", columns[col as usize]);
+    }
+    for y in 0..BAND {
+        assert_eq!(grid.get_pixel(GAP + w * scale + 1, y).0, [255, 255, 255], "the gap between names is white");
+    }
+    assert_ne!(band(1), band(2));
+    assert_ne!(band(0), band(1));
 
     // The same recipe gives the same grid.
     let again = burnish(&["preview", "r.toml", "--out", "again.png", "--samples", "3", "--scale", "2"], tmp.path());
