@@ -2,7 +2,8 @@
 //!
 //! Data flow: [`recipe`] → [`plan`] → [`pipeline`] → step ([`step`]: forward, [`stage`]s, [`update`] rule) →
 //! [`train`] (optimiser, EMA, checkpoints) → [`run`] (metrics files, progress). [`iam`] holds Algorithm 1, shared
-//! by the `iam-d` stage, the `iam-s` rule and `burnish measure`.
+//! by the `iam-d` stage, the `iam-s` rule and `burnish measure`. [`track`] writes TensorBoard event files of a run's
+//! metrics; [`data::download`] fetches the public data sets (`burnish data get`).
 #![warn(missing_docs)]
 
 pub mod backend;
@@ -20,5 +21,6 @@ pub mod run;
 pub mod seed;
 pub mod stage;
 pub mod step;
+pub mod track;
 pub mod train;
 pub mod update;

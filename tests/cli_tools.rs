@@ -12,6 +12,8 @@ use common::{burnish, latest_checkpoint, run_dir, summary, text, TINY_RECIPE as 
 
 /// White pixels between the cells of a preview grid (documented in `burnish preview`).
 const GAP: u32 = 4;
+/// Height of the band of column names above the cells of a preview grid (documented in `burnish preview`).
+const BAND: u32 = 36;
 
 fn fails_naming(out: &Output, what: &str) {
     let msg = text(out);
@@ -112,13 +114,13 @@ fn preview_draws_the_original_and_every_view() {
     let grid = image::open(tmp.path().join("grid.png")).expect("a PNG").to_rgb8();
     let cols = columns.len() as u32;
     assert_eq!(grid.width(), cols * w * scale + (cols + 1) * GAP);
-    assert_eq!(grid.height(), samples * h * scale + (samples + 1) * GAP);
+    assert_eq!(grid.height(), BAND + samples * h * scale + (samples + 1) * GAP);
 
     // The first column is each training image, upscaled by nearest neighbour, exactly.
     let mut pixels = Vec::new();
     for (row, &index) in indices.iter().enumerate() {
         data.dataset.train.read_pixels(index, &mut pixels).expect("pixels");
-        let y0 = GAP + row as u32 * (h * scale + GAP);
+        let y0 = BAND + GAP + row as u32 * (h * scale + GAP);
         for y in 0..h * scale {
             for x in 0..w * scale {
                 let at = ((y / scale) * w + x / scale) as usize * c;
@@ -128,16 +130,35 @@ fn preview_draws_the_original_and_every_view() {
         }
     }
     // Gaps are white; the augmented cells differ from the original somewhere.
-    assert_eq!(grid.get_pixel(0, 0).0, [255, 255, 255]);
-    assert_eq!(grid.get_pixel(GAP + w * scale, GAP).0, [255, 255, 255]);
+    assert_eq!(grid.get_pixel(0, BAND).0, [255, 255, 255]);
+    assert_eq!(grid.get_pixel(GAP + w * scale, BAND + GAP).0, [255, 255, 255]);
     let cell = |col: u32, row: u32| {
-        let (x0, y0) = (GAP + col * (w * scale + GAP), GAP + row * (h * scale + GAP));
+        let (x0, y0) = (GAP + col * (w * scale + GAP), BAND + GAP + row * (h * scale + GAP));
         (0..h * scale)
             .flat_map(|y| (0..w * scale).map(move |x| (x, y)))
             .map(|(x, y)| grid.get_pixel(x0 + x, y0 + y).0)
             .collect::<Vec<_>>()
     };
     assert!((0..samples).any(|r| cell(3, r) != cell(0, r)), "the strong view changes the image");
+
+    // The band above the cells names every column: dark text over each column, white gaps between them, and
+    // different names look different ("labeled/weak" and "unlabeled/weak" differ in their first line).
+    let band = |col: u32| {
+        let x0 = GAP + col * (w * scale + GAP);
+        (0..BAND)
+            .flat_map(|y| (0..w * scale).map(move |x| (x, y)))
+            .map(|(x, y)| grid.get_pixel(x0 + x, y).0)
+            .collect::<Vec<_>>()
+    };
+    for col in 0..cols {
+        let dark = band(col).iter().filter(|p| p.iter().all(|&v| v < 128)).count();
+        assert!(dark > 10, "column {col} ({}) has a name: {dark} dark pixels", columns[col as usize]);
+    }
+    for y in 0..BAND {
+        assert_eq!(grid.get_pixel(GAP + w * scale + 1, y).0, [255, 255, 255], "the gap between names is white");
+    }
+    assert_ne!(band(1), band(2));
+    assert_ne!(band(0), band(1));
 
     // The same recipe gives the same grid.
     let again = burnish(&["preview", "r.toml", "--out", "again.png", "--samples", "3", "--scale", "2"], tmp.path());
@@ -184,6 +205,63 @@ fn plot_draws_the_figures_of_a_run() {
     std::fs::write(bad.join("metrics.jsonl"), "").expect("write");
     fails_naming(&burnish(&["plot", "bad"], tmp.path()), "metrics.jsonl");
     fails_naming(&burnish(&["plot", "nowhere"], tmp.path()), "nowhere");
+}
+
+/// Writes `dir/metrics.jsonl` with `steps` rows of loss and lr, an evaluation every 5 steps, and the extra keys;
+/// `loss_scale` sets every value, so that two runs' lines do not cover each other.
+fn synthetic_run(dir: &Path, steps: u32, loss_scale: f64, extra: &[&str]) {
+    std::fs::create_dir_all(dir).expect("mkdir");
+    let mut text = String::new();
+    for step in 1..=steps {
+        let mut row = serde_json::json!({"step": step, "loss": loss_scale / f64::from(step), "lr": 0.1 * loss_scale});
+        for key in extra {
+            row[*key] = serde_json::json!(f64::from(step) / f64::from(steps));
+        }
+        text.push_str(&format!("{row}\n"));
+        if step % 5 == 0 {
+            let acc =
+                serde_json::json!({"step": step, "test_acc": 0.25 * loss_scale, "test_acc_ema": 0.3 * loss_scale});
+            text.push_str(&format!("{acc}\n"));
+        }
+    }
+    std::fs::write(dir.join("metrics.jsonl"), text).expect("write");
+}
+
+/// How many pixels of `img` have exactly `rgb`.
+fn count(img: &image::RgbImage, rgb: [u8; 3]) -> usize {
+    img.pixels().filter(|p| p.0 == rgb).count()
+}
+
+#[test]
+fn plot_overlays_several_runs_one_colour_per_run() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    synthetic_run(&tmp.path().join("runs/fixmatch-a"), 20, 2.0, &[]);
+    synthetic_run(&tmp.path().join("runs/fixmatch-b"), 20, 1.0, &["fixmatch/mask_rate"]);
+    let out = burnish(&["plot", "runs/fixmatch-a", "runs/fixmatch-b", "--out", "cmp"], tmp.path());
+    assert!(out.status.success(), "{}", text(&out));
+    // matplotlib's tab10 blue and orange: the first and second run.
+    let (first, second) = ([31, 119, 180], [255, 127, 14]);
+    for name in ["loss.png", "lr.png", "test_acc.png", "test_acc_ema.png", "fixmatch_mask_rate.png"] {
+        let path = tmp.path().join("cmp").join(name);
+        let img = image::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).to_rgb8();
+        assert_eq!((img.width(), img.height()), (960, 540), "{name}");
+        let (a, b) = (count(&img, first), count(&img, second));
+        if name == "fixmatch_mask_rate.png" {
+            // Only the second run logs it; it keeps its colour.
+            assert!(a == 0 && b > 100, "{name}: {a} blue and {b} orange pixels");
+        } else {
+            assert!(a > 100 && b > 100, "{name}: {a} blue and {b} orange pixels, one line per run");
+        }
+    }
+    assert!(!tmp.path().join("cmp/accuracy.png").exists(), "overlays are one figure per metric");
+    // One run alone keeps its figures and folder.
+    let out = burnish(&["plot", "runs/fixmatch-a"], tmp.path());
+    assert!(out.status.success(), "{}", text(&out));
+    let single = image::open(tmp.path().join("runs/fixmatch-a/plots/loss.png")).expect("png").to_rgb8();
+    assert!(count(&single, first) > 100 && count(&single, second) == 0);
+    // Several runs need --out; a missing run is named.
+    fails_naming(&burnish(&["plot", "runs/fixmatch-a", "runs/fixmatch-b"], tmp.path()), "--out");
+    fails_naming(&burnish(&["plot", "runs/fixmatch-a", "runs/nowhere", "--out", "cmp"], tmp.path()), "runs/nowhere");
 }
 
 #[test]

@@ -6,7 +6,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use burnish::data::{
-    candidate_dirs, find_dataset_dir, load_with_env, DataError, DatasetKind, LoadOptions, SYSTEM_DATA_DIR,
+    candidate_dirs, candidate_dirs_with, default_data_root, download_root, find_dataset_dir, load_with_env, DataError,
+    DatasetKind, LoadOptions, SYSTEM_DATA_DIR,
 };
 
 // ---------------------------------------------------------------- helpers
@@ -483,11 +484,37 @@ fn image_folder_layout_errors() {
 // ---------------------------------------------------------------- look-up
 
 #[test]
-fn candidate_dirs_are_path_then_env_then_system() {
-    let dirs = candidate_dirs("mnist", Some(Path::new("/p")), Some(OsStr::new("/env")));
-    assert_eq!(dirs, vec![PathBuf::from("/p"), PathBuf::from("/env/mnist"), Path::new(SYSTEM_DATA_DIR).join("mnist"),]);
-    // No path, empty env: only the system directory.
-    assert_eq!(candidate_dirs("mnist", None, Some(OsStr::new(""))), vec![Path::new(SYSTEM_DATA_DIR).join("mnist")]);
+fn candidate_dirs_are_path_then_env_then_default_then_system() {
+    let default = Some(Path::new("/home/u/.local/share/burnish/data"));
+    let dirs = candidate_dirs_with("mnist", Some(Path::new("/p")), Some(OsStr::new("/env")), default);
+    assert_eq!(
+        dirs,
+        vec![
+            PathBuf::from("/p"),
+            PathBuf::from("/env/mnist"),
+            PathBuf::from("/home/u/.local/share/burnish/data/mnist"),
+            Path::new(SYSTEM_DATA_DIR).join("mnist"),
+        ]
+    );
+    // No path, empty env, no home folder: only the system directory.
+    assert_eq!(
+        candidate_dirs_with("mnist", None, Some(OsStr::new("")), None),
+        vec![Path::new(SYSTEM_DATA_DIR).join("mnist")]
+    );
+    // $BURNISH_DATA naming the default root lists it once.
+    assert_eq!(
+        candidate_dirs_with("mnist", None, Some(OsStr::new("/home/u/.local/share/burnish/data")), default),
+        vec![PathBuf::from("/home/u/.local/share/burnish/data/mnist"), Path::new(SYSTEM_DATA_DIR).join("mnist")]
+    );
+    // The default root is the per-user data folder's burnish/data, where `burnish data get` installs.
+    let expected = default_data_root().map(|r| r.join("mnist"));
+    assert_eq!(candidate_dirs("mnist", None, None).len(), 1 + usize::from(expected.is_some()));
+    if let Some(expected) = expected {
+        assert!(expected.ends_with("burnish/data/mnist"), "{}", expected.display());
+        assert_eq!(candidate_dirs("mnist", None, None)[0], expected);
+        assert_eq!(download_root(None).map(|r| r.join("mnist")), Some(expected));
+    }
+    assert_eq!(download_root(Some(OsStr::new("/env"))), Some(PathBuf::from("/env")));
 }
 
 #[test]

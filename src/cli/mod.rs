@@ -2,6 +2,7 @@
 
 mod bench;
 mod ckpt;
+mod data;
 mod eval;
 mod export;
 mod measure;
@@ -71,6 +72,8 @@ pub enum Command {
     Plot(plot::PlotArgs),
     /// Write a checkpoint's weights as a safetensors file with PyTorch-style names.
     Export(export::ExportArgs),
+    /// Download the public data sets (`data get NAME`) and show where they are (`data list`).
+    Data(data::DataArgs),
 }
 
 /// Parses the process arguments, runs the command and turns errors into a message and an exit code: 1 for an
@@ -91,8 +94,10 @@ pub fn main() -> ExitCode {
 }
 
 fn run_command(command: Command) -> Result<ExitCode> {
-    let uses_device =
-        !matches!(command, Command::Check { .. } | Command::Recipes(_) | Command::Preview(_) | Command::Plot(_));
+    let uses_device = !matches!(
+        command,
+        Command::Check { .. } | Command::Recipes(_) | Command::Preview(_) | Command::Plot(_) | Command::Data(_)
+    );
     if uses_device {
         crate::backend::check_device()?;
     }
@@ -111,5 +116,6 @@ fn run_command(command: Command) -> Result<ExitCode> {
         Command::Preview(args) => preview::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Plot(args) => plot::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Export(args) => export::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Data(args) => data::run(&args).map(|()| ExitCode::SUCCESS),
     }
 }

@@ -1,12 +1,18 @@
-//! `burnish plot RUN_DIR`: PNG figures of a run's `metrics.jsonl`.
+//! `burnish plot RUN_DIR…`: PNG figures of a run's `metrics.jsonl`, or of several runs overlaid.
 //!
-//! Figures (each written only when it has data; `loss`, `accuracy` and `lr` are the ones every run has):
+//! One run: figures (each written only when it has data; `loss`, `accuracy` and `lr` are the ones every run has)
+//! into `RUN_DIR/plots/` by default:
 //! - `loss.png`: the total `loss` and every `<stage>/loss` against the step;
 //! - `accuracy.png`: `test_acc`, `test_acc_ema` and any other top-level `*_acc` series (`probe_acc`, `knn_acc`;
 //!   not the per-step training accuracies of stages such as `fixmatch/pseudo_acc`);
 //! - `mask_rate.png`: every `*mask_rate` series (FixMatch's confident fraction);
 //! - `s_rho.png`: every `*s_rho` series (the local inconsistency IAM measures);
 //! - `lr.png`: the learning rate.
+//!
+//! Several runs (`burnish plot RUN_A RUN_B … --out DIR`; `--out` is required, since the comparison belongs to no one
+//! run): one figure per metric that those figures show, named after it (`loss.png`, `fixmatch_loss.png`,
+//! `test_acc_ema.png`, `fixmatch_mask_rate.png`, `lr.png`, …: `/` becomes `_`), with one line per run that logs it,
+//! one colour per run (in the order given; ten colours, then they repeat) and the run folders' names in the legend.
 //!
 //! Per-step series are noisy: a loss, mask-rate or Ŝ_ρ series of `n ≥ 50` points is drawn faint, with its centred
 //! moving average over about `n / 25` points (odd) on top in full colour; series of at most 30 points (evaluations) mark every point. Null, missing
@@ -34,7 +40,7 @@ const SMOOTH_DIV: usize = 25;
 const MARK_UP_TO: usize = 30;
 
 /// The font family every text of a figure uses; registered with the embedded font.
-const FONT: &str = "sans-serif";
+pub(super) const FONT: &str = "sans-serif";
 
 /// Line colours, in order of the series of a figure (matplotlib's tab10).
 const PALETTE: [RGBColor; 10] = [
@@ -53,9 +59,11 @@ const PALETTE: [RGBColor; 10] = [
 /// Arguments of `burnish plot`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct PlotArgs {
-    /// A run folder written by `burnish train` (it holds metrics.jsonl).
-    pub run_dir: PathBuf,
-    /// Folder to write the PNG figures into (created if missing) [default: RUN_DIR/plots].
+    /// Run folders written by `burnish train` (each holds metrics.jsonl); several are overlaid, one colour per run.
+    #[arg(required = true, value_name = "RUN_DIR")]
+    pub run_dirs: Vec<PathBuf>,
+    /// Folder to write the PNG figures into (created if missing) [default: RUN_DIR/plots for one run; required
+    /// for several].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 }
@@ -78,24 +86,129 @@ struct Figure {
 
 /// Runs `burnish plot`.
 pub fn run(args: &PlotArgs) -> Result<()> {
-    let path = args.run_dir.join("metrics.jsonl");
+    match args.run_dirs.as_slice() {
+        [] => anyhow::bail!("give at least one run folder"),
+        [run_dir] => plot_one(run_dir, args.out.as_deref()),
+        runs => {
+            let out = args.out.as_deref().ok_or_else(|| {
+                anyhow!(
+                    "plotting {} runs together needs --out DIR: the overlaid figures belong to no one run",
+                    runs.len()
+                )
+            })?;
+            plot_overlay(runs, out)
+        }
+    }
+}
+
+/// One run: its figures, into `out` or `RUN_DIR/plots`.
+fn plot_one(run_dir: &Path, out: Option<&Path>) -> Result<()> {
+    let path = run_dir.join("metrics.jsonl");
     let metrics = read_metrics(&path)?;
-    let out = args.out.clone().unwrap_or_else(|| args.run_dir.join("plots"));
+    let out = out.map_or_else(|| run_dir.join("plots"), Path::to_path_buf);
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     register_font()?;
     let mut written = 0;
     for figure in figures(&metrics) {
-        let has_data = figure.keys.iter().any(|k| metrics.get(k).is_some_and(|p| !p.is_empty()));
-        if !has_data {
+        let series: Vec<Series> = figure
+            .keys
+            .iter()
+            .filter_map(|k| metrics.get(k).filter(|p| !p.is_empty()).map(|p| (k.clone(), p.as_slice())))
+            .enumerate()
+            .map(|(i, (name, points))| Series { name, points, color: PALETTE[i % PALETTE.len()] })
+            .collect();
+        if series.is_empty() {
             continue;
         }
         let file = out.join(figure.file);
-        draw(&figure, &metrics, &file)?;
+        draw(&figure.style(figure.title.to_string()), &series, &file)?;
         println!("wrote {}", file.display());
         written += 1;
     }
     anyhow::ensure!(written > 0, "{}: no series to plot (no loss, accuracy or lr values)", path.display());
     Ok(())
+}
+
+/// Several runs: one figure per metric, one line per run, into `out`.
+fn plot_overlay(run_dirs: &[PathBuf], out: &Path) -> Result<()> {
+    let runs = run_dirs
+        .iter()
+        .map(|dir| read_metrics(&dir.join("metrics.jsonl")).map(|m| (dir.clone(), m)))
+        .collect::<Result<Vec<_>>>()?;
+    let names = run_names(run_dirs);
+    // The figures of all runs together decide which metrics are drawn.
+    let mut union = Metrics::new();
+    for (_, metrics) in &runs {
+        for (key, points) in metrics {
+            union.entry(key.clone()).or_default().extend_from_slice(points);
+        }
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    register_font()?;
+    let mut written = 0;
+    for figure in figures(&union) {
+        for key in &figure.keys {
+            // A run keeps its colour in every figure, also where another run lacks the metric.
+            let series: Vec<Series> = runs
+                .iter()
+                .zip(&names)
+                .enumerate()
+                .filter_map(|(i, ((_, m), name))| {
+                    let points = m.get(key).filter(|p| !p.is_empty())?;
+                    Some(Series { name: name.clone(), points, color: PALETTE[i % PALETTE.len()] })
+                })
+                .collect();
+            if series.is_empty() {
+                continue;
+            }
+            let file = out.join(format!("{}.png", key.replace('/', "_")));
+            draw(&figure.style(format!("{}: {key}", figure.title)), &series, &file)?;
+            println!("wrote {}", file.display());
+            written += 1;
+        }
+    }
+    anyhow::ensure!(written > 0, "none of the runs has a series to plot (no loss, accuracy or lr values)");
+    Ok(())
+}
+
+/// The legend name of each run: its folder's name, or the path as given when two folders share a name.
+fn run_names(run_dirs: &[PathBuf]) -> Vec<String> {
+    let base = |dir: &PathBuf| {
+        dir.canonicalize()
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_string()))
+            .unwrap_or_else(|| dir.display().to_string())
+    };
+    let bases: Vec<String> = run_dirs.iter().map(base).collect();
+    bases
+        .iter()
+        .zip(run_dirs)
+        .map(
+            |(b, dir)| if bases.iter().filter(|o| *o == b).count() > 1 { dir.display().to_string() } else { b.clone() },
+        )
+        .collect()
+}
+
+/// One line of a figure.
+struct Series<'a> {
+    /// Legend name.
+    name: String,
+    points: &'a [(f64, f64)],
+    color: RGBColor,
+}
+
+/// How a figure is drawn, whatever its series.
+struct Style {
+    title: String,
+    y_desc: &'static str,
+    y_range: Option<(f64, f64)>,
+    smooth: bool,
+}
+
+impl Figure {
+    fn style(&self, title: String) -> Style {
+        Style { title, y_desc: self.y_desc, y_range: self.y_range, smooth: self.smooth }
+    }
 }
 
 /// Reads `path` (one JSON object per line, each with a numeric `step`) into series.
@@ -177,7 +290,7 @@ fn figures(metrics: &Metrics) -> Vec<Figure> {
 }
 
 /// Registers the embedded DejaVu Sans as the font plotters draws text with (once per process).
-fn register_font() -> Result<()> {
+pub(super) fn register_font() -> Result<()> {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
     let ok = *REGISTERED.get_or_init(|| {
         [FontStyle::Normal, FontStyle::Bold]
@@ -229,14 +342,9 @@ fn padded(lo: f64, hi: f64) -> (f64, f64) {
     }
 }
 
-/// Renders `figure` into an RGB buffer and writes it to `path` as a PNG.
-fn draw(figure: &Figure, metrics: &Metrics, path: &Path) -> Result<()> {
-    let series: Vec<(&str, &[(f64, f64)])> = figure
-        .keys
-        .iter()
-        .filter_map(|k| metrics.get(k).filter(|p| !p.is_empty()).map(|p| (k.as_str(), p.as_slice())))
-        .collect();
-    let all = || series.iter().flat_map(|(_, p)| p.iter());
+/// Renders `series` into an RGB buffer and writes it to `path` as a PNG.
+fn draw(figure: &Style, series: &[Series], path: &Path) -> Result<()> {
+    let all = || series.iter().flat_map(|s| s.points.iter());
     let (x_lo, x_hi) = all().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &(x, _)| (lo.min(x), hi.max(x)));
     let (x_lo, x_hi) = if x_hi > x_lo { (x_lo, x_hi) } else { (x_lo - 1.0, x_hi + 1.0) };
     let (y_lo, y_hi) = match figure.y_range {
@@ -254,7 +362,7 @@ fn draw(figure: &Figure, metrics: &Metrics, path: &Path) -> Result<()> {
         let root = BitMapBackend::with_buffer(&mut buffer, (WIDTH, HEIGHT)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| err(&e))?;
         let mut chart = ChartBuilder::on(&root)
-            .caption(figure.title, (FONT, 22))
+            .caption(&figure.title, (FONT, 22))
             .margin(12)
             .x_label_area_size(44)
             .y_label_area_size(72)
@@ -274,8 +382,8 @@ fn draw(figure: &Figure, metrics: &Metrics, path: &Path) -> Result<()> {
             .draw()
             .map_err(|e| err(&e))?;
 
-        for (i, (name, points)) in series.iter().enumerate() {
-            let color = PALETTE[i % PALETTE.len()];
+        for Series { name, points, color } in series {
+            let (points, color) = (*points, *color);
             // An odd window, so the centred average does not shift the curve by half a step.
             let window = (points.len() / SMOOTH_DIV) | 1;
             let smooth = figure.smooth && window >= 3;

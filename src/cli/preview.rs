@@ -8,8 +8,13 @@
 //! by the transform the pipeline uses, seeded like the pipeline's first step (run seed, step 0, stream, row, view).
 //!
 //! Every cell is the image upscaled `scale` times (nearest neighbour); cells are separated, and the grid framed, by
-//! [`GAP`] white pixels, so the grid is `cols·w·scale + (cols + 1)·GAP` wide and `rows·h·scale + (rows + 1)·GAP`
-//! high. Grayscale images are drawn as RGB with equal channels.
+//! [`GAP`] white pixels. Above the cells, a band of [`LABEL_BAND`] pixels names each column (`original`, then the
+//! stream and the view on two lines: `labeled` / `weak`, `unlabeled` / `strong`, …), in the largest size up to 14 px
+//! at which the names fit the cell width (8 px at least; a name wider than its cell even then is cut at the cell's
+//! edge). So the grid is `cols·w·scale + (cols + 1)·GAP` wide and `LABEL_BAND + rows·h·scale + (rows + 1)·GAP`
+//! high, and the cell of row r and column c starts at `(GAP + c·(w·scale + GAP), LABEL_BAND + GAP + r·(h·scale +
+//! GAP))`. Grayscale images are drawn as RGB with equal channels; text is drawn with the font embedded for
+//! `burnish plot`.
 
 use std::path::{Path, PathBuf};
 
@@ -23,6 +28,12 @@ use crate::seed::{domain, rng_for};
 
 /// White pixels between cells and around the grid.
 pub const GAP: u32 = 4;
+
+/// Height of the band of column names above the cells, in pixels (two lines of text).
+pub const LABEL_BAND: u32 = 36;
+
+/// Largest and smallest text size of the column names, in pixels.
+const LABEL_SIZES: (u32, u32) = (14, 8);
 
 /// Domain tag of the generator that picks the preview's images (apart from the pipeline's own streams).
 const PICK_DOMAIN: u64 = 0x0070_7265_7669_6577; // "preview" in ASCII
@@ -91,9 +102,10 @@ pub fn run(args: &PreviewArgs) -> Result<()> {
         rows.push(cells);
     }
 
-    let grid = compose(&rows, args.scale);
-    write_png(&grid, &args.out)?;
     let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+    let mut grid = compose(&rows, args.scale);
+    draw_labels(&mut grid, &names)?;
+    write_png(&grid, &args.out)?;
     println!("columns: {}", names.join(", "));
     let described: Vec<String> = indices
         .iter()
@@ -127,13 +139,13 @@ fn compose(rows: &[Vec<Image>], scale: u32) -> RgbImage {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0) as u32;
     let (cell_w, cell_h) = (cw * scale, ch * scale);
     let width = cols * cell_w + (cols + 1) * GAP;
-    let height = rows.len() as u32 * cell_h + (rows.len() as u32 + 1) * GAP;
+    let height = LABEL_BAND + rows.len() as u32 * cell_h + (rows.len() as u32 + 1) * GAP;
     let mut grid = RgbImage::from_pixel(width, height, Rgb([255, 255, 255]));
     for (r, cells) in rows.iter().enumerate() {
         for (c, cell) in cells.iter().enumerate() {
             let rgb = cell.to_rgb();
             let x0 = GAP + c as u32 * (cell_w + GAP);
-            let y0 = GAP + r as u32 * (cell_h + GAP);
+            let y0 = LABEL_BAND + GAP + r as u32 * (cell_h + GAP);
             for (x, y, p) in rgb.enumerate_pixels() {
                 for dy in 0..scale {
                     for dx in 0..scale {
@@ -144,6 +156,58 @@ fn compose(rows: &[Vec<Image>], scale: u32) -> RgbImage {
         }
     }
     grid
+}
+
+/// Writes the column names into the band above the cells of `grid` (composed by [`compose`] for `names.len()`
+/// columns), each centred over its column and cut at the column's edges.
+fn draw_labels(grid: &mut RgbImage, names: &[&str]) -> Result<()> {
+    use plotters::prelude::*;
+    use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+    let cols = names.len() as u32;
+    if cols == 0 {
+        return Ok(());
+    }
+    let cell_w = (grid.width() - (cols + 1) * GAP) / cols;
+    if cell_w == 0 {
+        return Ok(());
+    }
+    super::plot::register_font()?;
+    // `unlabeled/strong` → two lines, `unlabeled` above `strong`.
+    let lines: Vec<Vec<&str>> = names.iter().map(|n| n.splitn(2, '/').collect()).collect();
+    let fits = |size: u32| {
+        let font = (super::plot::FONT, size).into_font();
+        lines.iter().flatten().all(|l| font.box_size(l).is_ok_and(|(w, _)| w <= cell_w))
+    };
+    let (largest, smallest) = LABEL_SIZES;
+    let size = (smallest..=largest).rev().find(|&s| fits(s)).unwrap_or(smallest);
+    let line_h = LABEL_BAND / 2;
+    let err = |e: &dyn std::fmt::Display| anyhow::anyhow!("cannot draw the column names: {e}");
+    for (c, label) in lines.iter().enumerate() {
+        // Drawn into a buffer of the cell's width, so that a name too wide for its cell is cut at the cell's edges.
+        let mut band = vec![255u8; (cell_w * LABEL_BAND * 3) as usize];
+        {
+            let area = BitMapBackend::with_buffer(&mut band, (cell_w, LABEL_BAND)).into_drawing_area();
+            let style = TextStyle::from((super::plot::FONT, size).into_font())
+                .color(&RGBColor(40, 40, 40))
+                .pos(Pos::new(HPos::Center, VPos::Center));
+            // One line sits in the middle of the band, two share it.
+            let first = if label.len() == 1 { LABEL_BAND / 2 } else { line_h / 2 + 1 };
+            for (k, text) in label.iter().enumerate() {
+                let y = first + k as u32 * line_h;
+                area.draw_text(text, &style, ((cell_w / 2) as i32, y as i32)).map_err(|e| err(&e))?;
+            }
+            area.present().map_err(|e| err(&e))?;
+        }
+        let x0 = GAP + c as u32 * (cell_w + GAP);
+        for y in 0..LABEL_BAND {
+            for x in 0..cell_w {
+                let at = ((y * cell_w + x) * 3) as usize;
+                grid.put_pixel(x0 + x, y, Rgb([band[at], band[at + 1], band[at + 2]]));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Writes `grid` as a PNG at `path`, whatever its extension.

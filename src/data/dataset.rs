@@ -90,8 +90,9 @@ impl Default for LoadOptions {
     }
 }
 
-/// Loads a data set, looking its directory up at `path`, then `$BURNISH_DATA/<name>`, then
-/// `/usr/share/datasets/<name>` (see [`crate::data::lookup`]); `synthetic` ignores `path` and is generated.
+/// Loads a data set, looking its directory up at `path`, then `$BURNISH_DATA/<name>`, then the default root's
+/// `<name>` (`~/.local/share/burnish/data`, where `burnish data get` installs), then `/usr/share/datasets/<name>`
+/// (see [`crate::data::lookup`]); `synthetic` ignores `path` and is generated.
 ///
 /// Normalisation constants: the standard ones for MNIST (0.1307/0.3081), Fashion-MNIST (0.2860/0.3530),
 /// CIFAR-10 and CIFAR-100; [`IMAGE_FOLDER_MEAN`]/[`IMAGE_FOLDER_STD`] for image folders; computed from

@@ -18,12 +18,14 @@ pub enum DataError {
     },
 
     /// No directory for the data set exists in any of the look-up places.
-    #[error("data set {name:?} not found; looked in: {}", display_paths(tried))]
+    #[error("data set {name:?} not found; looked in: {}{}", display_paths(tried), fix.as_ref().map_or(String::new(), |f| format!("; {f}")))]
     NotFound {
         /// The data set's name.
         name: String,
         /// Every directory tried, in look-up order.
         tried: Vec<PathBuf>,
+        /// The command that fetches it, for data sets `burnish data get` can download.
+        fix: Option<String>,
     },
 
     /// A file the data set needs is absent; `path` is the name it was expected under.

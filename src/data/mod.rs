@@ -3,10 +3,12 @@
 //! [`load`] finds and reads a data set into a [`Dataset`] of two [`Split`]s; a split hands out each
 //! image as interleaved HWC `u8` pixels through [`Split::read_pixels`], which worker threads call
 //! concurrently. [`labeled_indices`] and [`unlabeled_indices`] make the semi-supervised split.
-//! Every failure is a [`DataError`] naming the file and what was wrong.
+//! Every failure is a [`DataError`] naming the file and what was wrong. [`download`] fetches the public data sets'
+//! official files (`burnish data get`).
 
 mod cifar;
 mod dataset;
+pub mod download;
 mod error;
 mod files;
 mod idx;
@@ -24,6 +26,9 @@ pub use dataset::{
 pub use error::DataError;
 pub use kind::DatasetKind;
 pub use labels::{holdout_indices, labeled_indices, unlabeled_indices};
-pub use lookup::{candidate_dirs, find_dataset_dir, DATA_ENV, SYSTEM_DATA_DIR};
+pub use lookup::{
+    candidate_dirs, candidate_dirs_with, default_data_root, download_root, find_dataset_dir, find_dataset_dir_with,
+    DATA_ENV, SYSTEM_DATA_DIR,
+};
 pub use split::Split;
 pub use synthetic::SyntheticOptions;
