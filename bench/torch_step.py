@@ -1,17 +1,31 @@
-"""PyTorch eager reference for `burnish bench`: median time of a plain SGD training step on the CPU.
+"""PyTorch eager reference for `burnish bench`: median time of one training step on the CPU, for the step kinds
+burnish has, with burnish's semantics (docs/iam.md):
 
-Same models as burnish (SPEC §6: cnn-small, wrn-28-2 as in the FixMatch reference), same batch, same threads.
+- plain:           SGD on CE over the labelled batch.
+- sam:             ε = ρ g/‖g‖ from ∇L(θ); the gradient applied is ∇L(θ + ε), the θ + ε pass leaving BatchNorm's
+                   running statistics alone.
+- iam-d:           CE + β·KL(p(x; θ) ‖ p(x; θ + sg(δ*))) on the same batch x, K = 1: one ascent pass from Gaussian
+                   noise of norm σ, one perturbed pass; gradient through both branches; the step's forward is x.
+- fixmatch:        one forward over labelled weak + unlabeled weak + unlabeled strong (B + 2μB images); CE on the
+                   labelled rows, pseudo-labels from the weak rows (T = 1, mask at τ = 0.95), CE on the strong rows.
+- fixmatch-iam-d:  fixmatch + IAM-D over x = labelled weak + unlabeled weak, whose clean pass runs on x alone (so
+                   BatchNorm normalises x in the clean and the perturbed passes), then the ascent and perturbed passes.
 
-    python bench/torch_step.py --model cnn-small --batch 128 --channels 1 --size 28 --threads 2
-    python bench/torch_step.py --model wrn-28-2 --batch 64 --channels 3 --size 32 --threads 2
+Same models as burnish (cnn-small, wrn-28-2 as in the FixMatch reference), same batch, same threads. It also prints
+the step's FLOP count from the model's forward FLOPs (convolutions and linear layers; backward = 2× forward).
+
+    python bench/torch_step.py --model cnn-small --kind plain --batch 128 --channels 1 --size 28 --threads 2
+    python bench/torch_step.py --model wrn-28-2 --kind fixmatch-iam-d --batch 32 --mu 7 --channels 3 --size 32
 """
 import argparse
+import math
 import statistics
 import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.func import functional_call
 
 
 def cnn_small(c, classes):
@@ -71,31 +85,151 @@ class WideResNet(nn.Module):
         return self.fc(x)
 
 
+def forward_flops(model, c, size):
+    """FLOPs (2 per multiply-add) of one image's forward through the convolutions and linear layers."""
+    total = 0
+
+    def hook(m, inp, out):
+        nonlocal total
+        if isinstance(m, nn.Conv2d):
+            k = m.kernel_size[0] * m.kernel_size[1] * (m.in_channels // m.groups)
+            total += 2 * k * out.numel()
+        elif isinstance(m, nn.Linear):
+            total += 2 * m.in_features * m.out_features * out.shape[0]
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    model.eval()
+    with torch.no_grad():
+        model(torch.zeros(1, c, size, size))
+    model.train()
+    for h in handles:
+        h.remove()
+    return total
+
+
+class FrozenStats:
+    """BatchNorm in train mode (batch statistics) that leaves the running statistics alone, for perturbed passes."""
+
+    def __init__(self, model):
+        self.bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+
+    def __enter__(self):
+        self.saved = [m.momentum for m in self.bns]
+        for m in self.bns:
+            m.momentum = 0.0
+
+    def __exit__(self, *exc):
+        for m, v in zip(self.bns, self.saved):
+            m.momentum = v
+
+
+def global_norm(tensors):
+    return torch.sqrt(sum((t * t).sum() for t in tensors)) + 1e-12
+
+
+def kl_batchmean(p, log_q):
+    return (p * (p.clamp_min(1e-6).log() - log_q)).sum() / p.shape[0]
+
+
+def iam_d_term(model, x, p, rho, sigma):
+    """β = 1 · KL(p ‖ p(x; θ + sg(δ*))) with K = 1: p carries gradient; δ* is a constant."""
+    names = [n for n, q in model.named_parameters()]
+    params = [q for q in model.parameters()]
+    n = sum(q.numel() for q in params)
+    with FrozenStats(model):
+        delta = [torch.randn_like(q) * sigma / math.sqrt(n) for q in params]
+        shifted = {name: (q.detach() + d).requires_grad_() for name, q, d in zip(names, params, delta)}
+        ascent = kl_batchmean(p.detach(), F.log_softmax(functional_call(model, shifted, (x,)), 1))
+        g = torch.autograd.grad(ascent, list(shifted.values()))
+        norm = global_norm(g)
+        perturbed = {name: q + rho * gi / norm for name, q, gi in zip(names, params, g)}
+        return kl_batchmean(p, F.log_softmax(functional_call(model, perturbed, (x,)), 1))
+
+
+def step(kind, model, opt, batch, rho, sigma):
+    opt.zero_grad(set_to_none=True)
+    if kind in ("plain", "sam", "iam-d"):
+        x, y = batch["x"], batch["y"]
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
+        if kind == "iam-d":
+            loss = loss + iam_d_term(model, x, F.softmax(logits, 1), rho, sigma)
+        loss.backward()
+        if kind == "sam":
+            params = [q for q in model.parameters()]
+            norm = global_norm([q.grad for q in params])
+            eps = [rho * q.grad / norm for q in params]
+            with torch.no_grad():
+                for q, e in zip(params, eps):
+                    q.add_(e)
+            opt.zero_grad(set_to_none=True)
+            with FrozenStats(model):
+                F.cross_entropy(model(x), y).backward()
+            with torch.no_grad():
+                for q, e in zip(params, eps):
+                    q.sub_(e)
+    else:
+        lw, uw, us, y = batch["lw"], batch["uw"], batch["us"], batch["y"]
+        b, u = lw.shape[0], uw.shape[0]
+        logits = model(torch.cat([lw, uw, us]))
+        sup = F.cross_entropy(logits[:b], y)
+        probs = F.softmax(logits[b:b + u].detach(), 1)
+        conf, pseudo = probs.max(1)
+        mask = (conf >= 0.95).float()
+        unsup = (F.cross_entropy(logits[b + u:], pseudo, reduction="none") * mask).mean()
+        loss = sup + unsup
+        if kind == "fixmatch-iam-d":
+            x = torch.cat([lw, uw])
+            with FrozenStats(model):
+                p = F.softmax(model(x), 1)
+            loss = loss + iam_d_term(model, x, p, rho, sigma)
+        loss.backward()
+    opt.step()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="cnn-small")
+    ap.add_argument("--kind", default="plain", choices=["plain", "sam", "iam-d", "fixmatch", "fixmatch-iam-d"])
     ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--mu", type=int, default=7)
     ap.add_argument("--channels", type=int, default=1)
     ap.add_argument("--size", type=int, default=28)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--rho", type=float, default=0.05)
+    ap.add_argument("--sigma", type=float, default=1e-3)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model = cnn_small(args.channels, 10) if args.model == "cnn-small" else WideResNet(args.channels, 10)
     opt = torch.optim.SGD(model.parameters(), lr=0.03, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    x = torch.randn(args.batch, args.channels, args.size, args.size)
-    y = torch.randint(0, 10, (args.batch,))
+    img = lambda n: torch.randn(n, args.channels, args.size, args.size)
+    b, u = args.batch, args.batch * args.mu
+    if args.kind.startswith("fixmatch"):
+        batch = {"lw": img(b), "uw": img(u), "us": img(u), "y": torch.randint(0, 10, (b,))}
+    else:
+        batch = {"x": img(b), "y": torch.randint(0, 10, (b,))}
+    per_image = forward_flops(model, args.channels, args.size)
+    # Forward + backward ≈ 3 forwards; the images each pass of the step covers.
+    passes = {
+        "plain": [b],
+        "sam": [b, b],
+        "iam-d": [b, b, b],
+        "fixmatch": [b + 2 * u],
+        "fixmatch-iam-d": [b + 2 * u, b + u, b + u, b + u],
+    }[args.kind]
+    flops = 3 * per_image * sum(passes)
     times = []
-    for i in range(args.steps + 3):
+    for i in range(args.steps + args.warmup):
         t = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x), y).backward()
-        opt.step()
-        if i >= 3:
+        step(args.kind, model, opt, batch, args.rho, args.sigma)
+        if i >= args.warmup:
             times.append(time.perf_counter() - t)
-    params = sum(p.numel() for p in model.parameters())
-    print(f"torch {torch.__version__}, {args.threads} threads, {args.model} ({params} params), batch {args.batch}")
+    params = sum(q.numel() for q in model.parameters())
+    print(f"torch {torch.__version__}, {args.threads} threads, {args.model} ({params} params), kind {args.kind}")
+    print(f"step_gflop={flops / 1e9:.3f} forward_mflop_per_image={per_image / 1e6:.2f}")
     print(f"step_ms_median={statistics.median(times) * 1e3:.1f}")
 
 

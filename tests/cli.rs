@@ -28,6 +28,16 @@ fn train_writes_a_complete_run_folder() {
     assert!(steps.iter().filter(|v| v.get("test_acc_ema").is_some()).count() >= 2, "mid-run and final evaluation");
     let csv = std::fs::read_to_string(dir.join("metrics.csv")).expect("csv");
     assert_eq!(csv.lines().count(), 21, "header + one row per step");
+    // The TensorBoard event file of the session holds the same rows (decoded in tests/tensorboard.rs).
+    let events: Vec<_> = std::fs::read_dir(&dir)
+        .expect("run folder")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("events.out.tfevents.")))
+        .collect();
+    assert_eq!(events.len(), 1, "one event file per session: {events:?}");
+    let bytes = std::fs::read(&events[0]).expect("event file");
+    let has = |tag: &str| bytes.windows(tag.len()).any(|w| w == tag.as_bytes());
+    assert!(has("fixmatch/mask_rate") && has("test_acc_ema") && has("recipe"), "the rows and the recipe are in it");
     let kept = std::fs::read_dir(dir.join("checkpoints")).expect("checkpoints").count();
     assert_eq!(kept, 2, "checkpoint.keep = 2 most recent");
     // `measure` reads the checkpoint (and the recipe inside it) and reports Ŝ_ρ per restart and their mean/std.

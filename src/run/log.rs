@@ -1,5 +1,6 @@
 //! A run's metrics files: `metrics.jsonl` (one object per step, plus rows of evaluations, probes and Ŝ_ρ
-//! measurements) and `metrics.csv` (one row per step), each step logged once even across crashes and resumes.
+//! measurements), `metrics.csv` (one row per step) and a TensorBoard event file per invocation (the same rows as
+//! scalars under the same names), each step logged once even across crashes and resumes.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
@@ -7,6 +8,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
+use crate::track::EventWriter;
 use crate::train::StepReport;
 
 /// The test-accuracy columns, last in `metrics.csv` because they are only filled at evaluation steps.
@@ -15,10 +17,11 @@ pub const EVAL_COLUMNS: [&str; 2] = ["test_acc", "test_acc_ema"];
 /// Timing columns: they differ between otherwise identical runs.
 pub const TIMING_COLUMNS: [&str; 2] = ["images_per_s", "data_wait_s"];
 
-/// The two metrics files of a run folder, open for appending.
+/// The metrics files of a run folder, open for appending.
 pub struct MetricsLog {
     jsonl: File,
     csv: File,
+    tensorboard: EventWriter,
     columns: Option<Vec<String>>,
     skipped_steps: u64,
 }
@@ -39,8 +42,9 @@ pub struct StepRow<'a> {
 
 impl MetricsLog {
     /// Opens the logs of `dir`, keeping only rows of steps up to `start` (a resumed run's checkpoint): rows a crash
-    /// left after its last checkpoint, and a line a kill cut short, are dropped, so each step is logged once.
-    pub fn open(dir: &Path, start: u64) -> Result<Self> {
+    /// left after its last checkpoint, and a line a kill cut short, are dropped, so each step is logged once. The
+    /// new TensorBoard file tells TensorBoard to drop those steps too, and a new run's file holds `recipe`.
+    pub fn open(dir: &Path, start: u64, recipe: &str) -> Result<Self> {
         let jsonl_path = dir.join("metrics.jsonl");
         let csv_path = dir.join("metrics.csv");
         // Rows carry the number of steps done, so a checkpoint at `start` covers rows up to and including `start`.
@@ -74,7 +78,8 @@ impl MetricsLog {
             Ok(f)
         };
         let (jsonl, csv) = (rewrite(&jsonl_path, &kept_json)?, rewrite(&csv_path, &kept_csv)?);
-        Ok(Self { jsonl, csv, columns, skipped_steps })
+        let tensorboard = EventWriter::for_session(dir, start, recipe)?;
+        Ok(Self { jsonl, csv, tensorboard, columns, skipped_steps })
     }
 
     /// Steps dropped for non-finite values before this invocation (from the rows kept at opening).
@@ -100,6 +105,7 @@ impl MetricsLog {
         }
         // One write call per line, so a kill cuts at most the line being written.
         self.jsonl.write_all(format!("{}\n", serde_json::Value::Object(obj.clone())).as_bytes())?;
+        self.tensorboard.json_row(&obj)?;
         let columns = match &self.columns {
             Some(c) => c.clone(),
             None => {
@@ -127,6 +133,7 @@ impl MetricsLog {
         for (k, v) in values {
             obj.insert(k.to_string(), json_f64(*v));
         }
+        self.tensorboard.json_row(&obj)?;
         self.jsonl.write_all(format!("{}\n", serde_json::Value::Object(obj)).as_bytes())?;
         Ok(())
     }

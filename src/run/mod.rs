@@ -132,7 +132,7 @@ pub fn train<B: AutodiffBackend>(recipe: &Recipe, options: &RunOptions, device: 
     let evaluator = Evaluator::new(recipe, &data, device)?;
     let (start, total) = (trainer.step(), recipe.schedule.steps);
     let stop_at = options.stop_after.map_or(total, |s| s.min(total));
-    let mut log = MetricsLog::open(&folder.dir, start)?;
+    let mut log = MetricsLog::open(&folder.dir, start, &resolved)?;
     let bar = progress_bar(options.progress, total, start);
     let mut pipeline = Pipeline::new(
         data.train.clone(),
