@@ -3,6 +3,7 @@
 
 use burnish_augment::View;
 
+use super::budget;
 use super::check::{Check, Problem};
 use super::stage::{IamDSource, StageSpec};
 use super::Recipe;
@@ -38,7 +39,9 @@ pub(crate) fn recipe(r: &Recipe) -> Check {
     r.schedule.validate()?;
     r.ema.validate()?;
     r.eval.validate()?;
-    r.checkpoint.validate()
+    r.checkpoint.validate()?;
+    // Last, once every value it multiplies has passed its own range check.
+    budget::check(r)
 }
 
 /// Recipe names become run-folder names, so they are kept to characters that are safe in paths.
