@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use super::files::{find_file, read_all};
-use super::{DataError, Split};
+use super::{DataError, DatasetKind, Split};
 
 /// Side of a CIFAR image.
 const SIDE: usize = 32;
@@ -94,24 +94,54 @@ pub(crate) fn load_cifar(dir: &Path, variant: Variant) -> Result<Loaded, DataErr
 
 /// Reads and concatenates the records of `paths` into one split.
 fn read_split(paths: &[PathBuf], variant: Variant) -> Result<Split, DataError> {
-    let (label_bytes, label_at) = variant.label_bytes();
-    let record = label_bytes + PIXELS;
-    let mut labels = Vec::new();
-    let mut pixels = Vec::new();
-    let mut origins = Vec::new();
+    let mut records = Records::default();
     for path in paths {
-        let bytes = read_all(path)?;
+        records.append(path, &read_all(path)?, variant)?;
+    }
+    records.into_split()
+}
+
+/// Reads CIFAR binary batches from memory into one split, exactly as [`crate::data::load`] reads them from disk:
+/// `kind` is [`DatasetKind::Cifar10`] or [`DatasetKind::Cifar100`], and each file's name appears in its errors.
+/// For tests and fuzzing of the reader.
+pub fn cifar_split_from_bytes(files: &[(&Path, &[u8])], kind: DatasetKind) -> Result<Split, DataError> {
+    let variant = match kind {
+        DatasetKind::Cifar10 => Variant::Ten,
+        DatasetKind::Cifar100 => Variant::Hundred,
+        other => return Err(DataError::Invalid(format!("{} is not a CIFAR data set", other.name()))),
+    };
+    let mut records = Records::default();
+    for (path, bytes) in files {
+        records.append(path, bytes, variant)?;
+    }
+    records.into_split()
+}
+
+/// The records of one split, gathered file by file.
+#[derive(Default)]
+struct Records {
+    labels: Vec<u16>,
+    pixels: Vec<u8>,
+    origins: Vec<(usize, String)>,
+}
+
+impl Records {
+    /// Appends the records of one file's `bytes`, which must be a whole number of records.
+    fn append(&mut self, path: &Path, bytes: &[u8], variant: Variant) -> Result<(), DataError> {
+        let (label_bytes, label_at) = variant.label_bytes();
+        let record = label_bytes + PIXELS;
         if bytes.is_empty() || !bytes.len().is_multiple_of(record) {
             // Round up to the next whole record: what a complete file of this length would hold.
             let expected = bytes.len().div_ceil(record).max(1) * record;
             return Err(DataError::Truncated {
-                path: path.clone(),
+                path: path.to_path_buf(),
                 expected: expected as u64,
                 actual: bytes.len() as u64,
             });
         }
-        origins.push((labels.len(), path.display().to_string()));
-        pixels.reserve(bytes.len() / record * PIXELS);
+        self.origins.push((self.labels.len(), path.display().to_string()));
+        // The file's length vouches for this: it holds every record whole.
+        self.pixels.reserve(bytes.len() / record * PIXELS);
         for (r, rec) in bytes.chunks_exact(record).enumerate() {
             let label = usize::from(rec[label_at]);
             if label >= variant.num_classes() {
@@ -121,11 +151,15 @@ fn read_split(paths: &[PathBuf], variant: Variant) -> Result<Split, DataError> {
                     num_classes: variant.num_classes(),
                 });
             }
-            labels.push(label as u16);
-            planar_to_interleaved(&rec[label_bytes..], &mut pixels);
+            self.labels.push(label as u16);
+            planar_to_interleaved(&rec[label_bytes..], &mut self.pixels);
         }
+        Ok(())
     }
-    Split::in_memory_parts((3, SIDE, SIDE), labels, pixels, origins)
+
+    fn into_split(self) -> Result<Split, DataError> {
+        Split::in_memory_parts((3, SIDE, SIDE), self.labels, self.pixels, self.origins)
+    }
 }
 
 /// Appends a CHW (R plane, G plane, B plane) image as HWC.

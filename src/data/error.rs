@@ -5,6 +5,8 @@
 
 use std::path::PathBuf;
 
+use crate::memory::format_bytes;
+
 /// Everything that can go wrong while finding, reading or splitting a data set.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
@@ -66,6 +68,24 @@ pub enum DataError {
         expected: u64,
         /// The number of bytes found.
         actual: u64,
+    },
+
+    /// A file, or a header in it, claims more data than the memory available: refused before any of it is read.
+    #[error(
+        "{} claims {} of data but only {} of memory is available ({figure}); the file is corrupt or not what its name says",
+        path.display(),
+        format_bytes(*claimed),
+        format_bytes(u128::from(*available))
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The bytes it claims to hold.
+        claimed: u128,
+        /// The bytes of memory available.
+        available: u64,
+        /// Where the available figure came from (see [`crate::memory::available`]).
+        figure: String,
     },
 
     /// An IDX file whose magic number is not the one expected for its role.

@@ -19,16 +19,18 @@ pub mod lookup;
 mod split;
 pub mod synthetic;
 
+pub use cifar::cifar_split_from_bytes;
 pub use dataset::{
     load, load_with_env, Dataset, LoadOptions, DEFAULT_IMAGE_CHANNELS, DEFAULT_IMAGE_SIZE, IMAGE_FOLDER_MEAN,
     IMAGE_FOLDER_STD,
 };
 pub use error::DataError;
+pub use idx::idx_split_from_bytes;
 pub use kind::DatasetKind;
 pub use labels::{holdout_indices, labeled_indices, unlabeled_indices};
 pub use lookup::{
     candidate_dirs, candidate_dirs_with, default_data_root, download_root, find_dataset_dir, find_dataset_dir_with,
     DATA_ENV, SYSTEM_DATA_DIR,
 };
-pub use split::Split;
+pub use split::{decode_image, Split};
 pub use synthetic::SyntheticOptions;

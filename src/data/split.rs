@@ -246,15 +246,67 @@ fn memory_origin(origins: &[Origin], i: usize) -> (&str, usize) {
     }
 }
 
+/// Largest side, in pixels, of an image file that is decoded.
+const MAX_IMAGE_SIDE: u32 = 16_384;
+/// Most bytes a decoded image may take, whatever the file: a 9,000 × 9,000 RGB photo fits, with room to spare.
+const MAX_DECODED_BYTES: u64 = 256 << 20;
+/// Most decoded bytes one byte of a PNG or JPEG file can stand for, so that a header claiming more describes an image
+/// the file cannot hold. PNG: deflate expands at most 1032:1, and one bit of a 1-bit palette image with transparency
+/// decodes to 4 bytes (RGBA8), so 32 × 1032. JPEG stays below: every 8×8 block of every component costs at least one
+/// bit, at most 16 luma blocks share 2 chroma ones, and it decodes to at most 3 bytes a pixel: about 1365:1.
+const MAX_EXPANSION: u64 = 32 * 1032;
+/// Decoded bytes allowed whatever the file's length, so that tiny but valid images are never refused.
+const MIN_DECODED_BYTES: u64 = 64 << 10;
+
 /// Decodes one image file to HWC `u8` with `channels` channels at `height` x `width`.
 fn decode_file(path: &std::path::Path, channels: usize, height: usize, width: usize) -> Result<Vec<u8>, DataError> {
+    let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    let len = file.metadata().map_err(|e| DataError::io(path, e))?.len();
+    decode(path, std::io::BufReader::new(file), len, (channels, height, width))
+}
+
+/// Decodes a PNG or JPEG file's `bytes` to HWC `u8` of `shape` = (channels, height, width), exactly as an
+/// image-folder split does when it reads the file `path` (which names it in errors): converted to 1 (gray) or 3
+/// (RGB) channels, resized with a triangle filter when it has another size. For tests and fuzzing of the decoder.
+pub fn decode_image(path: &std::path::Path, bytes: &[u8], shape: (usize, usize, usize)) -> Result<Vec<u8>, DataError> {
+    let (channels, height, width) = shape;
+    check_channels(channels)?;
+    if height == 0 || width == 0 || u32::try_from(height.max(width)).is_err() {
+        return Err(DataError::Invalid(format!("invalid image size {height}x{width}")));
+    }
+    decode(path, std::io::Cursor::new(bytes), bytes.len() as u64, shape)
+}
+
+/// Decodes `len` bytes from `reader`; the header's size is checked against the file's length and fixed limits before
+/// the decoder allocates anything for the pixels.
+fn decode<R: std::io::BufRead + std::io::Seek>(
+    path: &std::path::Path,
+    reader: R,
+    len: u64,
+    (channels, height, width): (usize, usize, usize),
+) -> Result<Vec<u8>, DataError> {
     let corrupt = |message: String| DataError::CorruptImage { path: path.to_path_buf(), message };
-    let reader = image::ImageReader::open(path)
-        .map_err(|e| DataError::io(path, e))?
-        .with_guessed_format()
-        .map_err(|e| DataError::io(path, e))?;
-    let img = reader.decode().map_err(|e| corrupt(e.to_string()))?;
-    // Both fit in u32: checked in `from_files`.
+    let mut reader = image::ImageReader::new(reader).with_guessed_format().map_err(|e| DataError::io(path, e))?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_DECODED_BYTES);
+    reader.limits(limits);
+    let decoder = reader.into_decoder().map_err(|e| corrupt(e.to_string()))?;
+    let (w, h) = image::ImageDecoder::dimensions(&decoder);
+    let claimed = image::ImageDecoder::total_bytes(&decoder);
+    let most = len.saturating_mul(MAX_EXPANSION).clamp(MIN_DECODED_BYTES, MAX_DECODED_BYTES);
+    if claimed > most {
+        return Err(corrupt(format!(
+            "its header claims {w}x{h} pixels ({claimed} bytes decoded), more than a {len}-byte file can hold \
+             (at most {most} bytes)"
+        )));
+    }
+    let img = image::DynamicImage::from_decoder(decoder).map_err(|e| corrupt(e.to_string()))?;
+    if img.width() == 0 || img.height() == 0 {
+        return Err(corrupt(format!("it has no pixels ({}x{})", img.width(), img.height())));
+    }
+    // Both fit in u32: checked in `from_files` and `decode_image`.
     let (w, h) = (width as u32, height as u32);
     let resize = img.width() != w || img.height() != h;
     Ok(match channels {

@@ -102,7 +102,16 @@ pub fn generate(options: &SyntheticOptions) -> Result<Dataset, DataError> {
 /// Generates `n` images of one split, in parallel over the available cores.
 fn generate_split(n: usize, seed: u64, tag: u64, origin: &str) -> Result<Split, DataError> {
     const BYTES: usize = SIDE * SIDE * 3;
-    let mut pixels = vec![0u8; n * BYTES];
+    let available = crate::memory::available();
+    let size = n.checked_mul(BYTES).filter(|&size| size as u64 <= available.bytes).ok_or_else(|| {
+        DataError::Invalid(format!(
+            "{origin}: {n} images of 3x{SIDE}x{SIDE} need {} but only {} of memory is available ({})",
+            crate::memory::format_bytes(n as u128 * BYTES as u128),
+            crate::memory::format_bytes(available.bytes.into()),
+            available.source
+        ))
+    })?;
+    let mut pixels = vec![0u8; size];
     let threads = std::thread::available_parallelism().map_or(1, |t| t.get().min(16));
     let per_thread = n.div_ceil(threads).max(1);
     std::thread::scope(|scope| {

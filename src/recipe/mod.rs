@@ -2,11 +2,13 @@
 //! optimiser, schedule, EMA, evaluation, checkpoints, divergence).
 //!
 //! Loading goes: parse (keeping spans) → apply `--set KEY=VALUE` overrides → deserialise through a path-tracking
-//! deserializer → fill the split seed → validate what types cannot express. Every error names the key path
+//! deserializer → fill the split seed → validate what types cannot express, ending with the memory budget (the least
+//! memory the recipe needs against what the machine has; see `budget.rs`). Every error names the key path
 //! (`stage.1.threshold`; stage indices are 0-based) and where it came from: `file:line:column`, or the `--set`
 //! argument that wrote it. Defaults sit next to each section's definition; [`Recipe::to_toml`] writes the
 //! resolved recipe with every default filled in.
 
+mod budget;
 mod check;
 mod checkpoint;
 mod data;

@@ -25,12 +25,22 @@ pub(crate) fn apply(root: &mut Table, args: &[String]) -> Result<Vec<Applied>, R
     Ok(applied)
 }
 
+/// Most dotted parts a `--set` key may have. Recipe keys have at most three (`stage.1.beta`); an override creates the
+/// tables on its path, and a table nested tens of thousands deep overflows the stack when it is read or dropped.
+const MAX_KEY_PARTS: usize = 16;
+
 /// Splits `KEY=VALUE`; VALUE is read as a TOML value (number, bool, string, array, inline table) and otherwise taken
 /// as a plain string, so `--set model.arch=wrn-28-2` needs no quotes.
 fn parse(arg: &str) -> Result<(Vec<String>, Value), String> {
     let (key, value) =
         arg.split_once('=').ok_or("expected KEY=VALUE, e.g. --set data.labels_per_class=25 (no '=' found)")?;
     let key = key.trim();
+    let parts = key.split('.').count();
+    if parts > MAX_KEY_PARTS {
+        return Err(format!(
+            "bad key: {parts} dotted parts, at most {MAX_KEY_PARTS} are allowed (recipe keys have at most 3, e.g. stage.1.beta)"
+        ));
+    }
     let path: Vec<String> = key.split('.').map(str::to_string).collect();
     let bare = |s: &String| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if !path.iter().all(bare) {
@@ -124,6 +134,13 @@ mod tests {
         assert_eq!(parse_value("[\"weak\", \"strong\"]"), Value::Array(vec!["weak".into(), "strong".into()]));
         // Text that would smuggle in a second key stays one string.
         assert_eq!(parse_value("1\nw = 2"), Value::String("1\nw = 2".into()));
+    }
+
+    #[test]
+    fn keys_are_bounded_in_depth() {
+        assert!(parse(&format!("{}b=1", "a.".repeat(MAX_KEY_PARTS - 1))).is_ok());
+        let err = parse(&format!("{}b=1", "a.".repeat(MAX_KEY_PARTS))).expect_err("too deep");
+        assert!(err.starts_with("bad key: 17 dotted parts, at most 16"), "{err}");
     }
 
     #[test]

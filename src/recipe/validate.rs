@@ -3,6 +3,7 @@
 
 use burnish_augment::View;
 
+use super::budget;
 use super::check::{Check, Problem};
 use super::stage::{IamDSource, StageSpec};
 use super::update::PerturbedLossKind;
@@ -46,7 +47,9 @@ pub(crate) fn recipe(r: &Recipe) -> Check {
     r.ema.validate()?;
     r.eval.validate()?;
     r.checkpoint.validate()?;
-    r.train.validate()
+    r.train.validate()?;
+    // Last, once every value it multiplies has passed its own range check.
+    budget::check(r)
 }
 
 /// Recipe names become run-folder names, so they are kept to characters that are safe in paths.
