@@ -9,6 +9,7 @@ pub mod backend;
 pub mod cli;
 pub mod data;
 pub mod iam;
+pub mod kernels;
 pub mod model;
 pub mod params;
 pub mod pipeline;
