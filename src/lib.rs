@@ -11,6 +11,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod data;
 pub mod iam;
+pub mod kernels;
 pub mod memory;
 pub mod model;
 pub mod params;

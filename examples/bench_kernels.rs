@@ -1,0 +1,325 @@
+//! Speed of `burnish::kernels` against the flex composition burnish runs today, on the benchmark recipes' shapes.
+//!
+//!     cargo run --release --example bench_kernels [-- --rounds 7] [--ops-only | --steps-only]
+//!     RAYON_NUM_THREADS=1 cargo run --release --example bench_kernels
+//!
+//! Ops: forward + backward (through `Autodiff<Flex>`, loss `Σ y·r`) of each BatchNorm + activation and each
+//! convolution of cnn-small (batch 128, 1×28×28) and wrn-28-2 (batch 64, 3×32×32), the kernel against
+//! `burnish::model::BatchNorm` + Burn's activation and against `burn::tensor::module::conv2d`.
+//!
+//! Steps: one plain SGD step (forward, cross-entropy, backward, Nesterov momentum with weight decay) of the real
+//! `burnish::model::Net`, once through its own `forward` and once through `kernels_forward` below, which runs the
+//! same parameters through the kernels (and updates the running statistics itself, as `BnMode::Train` does).
+//!
+//! Old and new alternate within each round, so both see the same machine load; medians with min–max over rounds.
+
+use std::time::Instant;
+
+use burn::backend::{Autodiff, Flex};
+use burn::module::AutodiffModule;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{GradientsParams, Optimizer, SgdConfig};
+use burn::tensor::activation::{leaky_relu, relu};
+use burn::tensor::backend::Backend;
+use burn::tensor::module::max_pool2d;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Int, Tensor, TensorData};
+use burnish::kernels::{self, Activation, Kernels};
+use burnish::model::{
+    Arch, Backbone, BatchNorm, BatchNormConfig, BnMode, CnnSmall, Net, NetConfig, WideBasicBlock, WideResNet,
+};
+use rand::SeedableRng;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+type AD = Autodiff<Flex>;
+
+fn randn<const D: usize>(shape: [usize; D], seed: u64) -> Tensor<AD, D> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let len = shape.iter().product();
+    let v: Vec<f32> =
+        (0..len).map(|_| rand_distr::Distribution::<f32>::sample(&rand_distr::StandardNormal, &mut rng)).collect();
+    Tensor::from_data(TensorData::new(v, shape), &Default::default())
+}
+
+/// Timings of two alternatives over rounds.
+struct Pair {
+    old: Vec<f64>,
+    new: Vec<f64>,
+}
+
+impl Pair {
+    fn run(rounds: usize, mut old: impl FnMut(), mut new: impl FnMut()) -> Self {
+        // One untimed call each: first-touch page faults and lazy initialisation are not the steady state.
+        old();
+        new();
+        let mut pair = Pair { old: Vec::new(), new: Vec::new() };
+        for _ in 0..rounds {
+            let t = Instant::now();
+            old();
+            pair.old.push(t.elapsed().as_secs_f64() * 1e3);
+            let t = Instant::now();
+            new();
+            pair.new.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        pair
+    }
+
+    fn line(&self, label: &str) -> String {
+        let (o, n) = (stats(&self.old), stats(&self.new));
+        format!(
+            "{label:<44} flex {:>8.2} ms [{:.2}-{:.2}]   kernel {:>8.2} ms [{:.2}-{:.2}]   speedup {:>5.2}x",
+            o.0,
+            o.1,
+            o.2,
+            n.0,
+            n.1,
+            n.2,
+            o.0 / n.0
+        )
+    }
+}
+
+/// Median, min, max.
+fn stats(v: &[f64]) -> (f64, f64, f64) {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    let median = if n % 2 == 1 { s[n / 2] } else { (s[n / 2 - 1] + s[n / 2]) / 2.0 };
+    (median, s[0], s[n - 1])
+}
+
+fn act_of(act: Activation) -> impl Fn(Tensor<AD, 4>) -> Tensor<AD, 4> {
+    move |z| match act {
+        Activation::None => z,
+        Activation::Relu => relu(z),
+        Activation::LeakyRelu(s) => leaky_relu(z, s),
+    }
+}
+
+fn bench_batch_norm(label: &str, shape: [usize; 4], act: Activation, rounds: usize) {
+    let c = shape[1];
+    let x = randn(shape, 1).require_grad();
+    let r = randn(shape, 2);
+    let bn = BatchNormConfig::new(c).init::<AD>(&Default::default());
+    let f = act_of(act);
+    let pair = Pair::run(
+        rounds,
+        || {
+            let y = f(bn.forward(x.clone(), BnMode::TrainNoStats));
+            let _ = (y * r.clone()).sum().backward();
+        },
+        || {
+            let out = kernels::batch_norm_act(x.clone(), bn.weight.val(), bn.bias.val(), bn.epsilon, act);
+            let _ = (out.output * r.clone()).sum().backward();
+        },
+    );
+    println!("{}", pair.line(&format!("{label} bn+{act:?} {shape:?}")));
+}
+
+fn bench_conv(label: &str, x_shape: [usize; 4], c_out: usize, k: usize, stride: usize, rounds: usize) {
+    let x = randn(x_shape, 3).require_grad();
+    let w = (randn([c_out, x_shape[1], k, k], 4) * 0.1).require_grad();
+    let options = ConvOptions::new([stride, stride], [k / 2, k / 2], [1, 1], 1);
+    let y_shape = burn::tensor::module::conv2d(x.clone().inner(), w.clone().inner(), None, options.clone()).dims();
+    let r = randn(y_shape, 5);
+    let pair = Pair::run(
+        rounds,
+        || {
+            let y = burn::tensor::module::conv2d(x.clone(), w.clone(), None, options.clone());
+            let _ = (y * r.clone()).sum().backward();
+        },
+        || {
+            let y = kernels::conv2d(x.clone(), w.clone(), None, options.clone());
+            let _ = (y * r.clone()).sum().backward();
+        },
+    );
+    println!("{}", pair.line(&format!("{label} conv{k}x{k}/{stride} {x_shape:?}->{c_out}")));
+}
+
+fn bench_ops(rounds: usize) {
+    println!("== ops: forward + backward, Autodiff<Flex> f32");
+    // cnn-small, batch 128, 1×28×28: conv-BN-ReLU ×5, pools after layers 2 and 4.
+    for (i, (c_in, c_out, side)) in
+        [(1, 32, 28), (32, 32, 28), (32, 64, 14), (64, 64, 14), (64, 128, 7)].into_iter().enumerate()
+    {
+        let label = format!("cnn-small L{}", i + 1);
+        bench_conv(&label, [128, c_in, side, side], c_out, 3, 1, rounds);
+        bench_batch_norm(&label, [128, c_out, side, side], Activation::Relu, rounds);
+    }
+    // wrn-28-2, batch 64, 3×32×32: one of each distinct shape.
+    bench_conv("wrn stem", [64, 3, 32, 32], 16, 3, 1, rounds);
+    bench_conv("wrn g1", [64, 32, 32, 32], 32, 3, 1, rounds);
+    bench_conv("wrn g2 first", [64, 32, 32, 32], 64, 3, 2, rounds);
+    bench_conv("wrn g2 shortcut", [64, 32, 32, 32], 64, 1, 2, rounds);
+    bench_conv("wrn g2", [64, 64, 16, 16], 64, 3, 1, rounds);
+    bench_conv("wrn g3", [64, 128, 8, 8], 128, 3, 1, rounds);
+    let leaky = Activation::LeakyRelu(0.1);
+    bench_batch_norm("wrn g1", [64, 32, 32, 32], leaky, rounds);
+    bench_batch_norm("wrn g2", [64, 64, 16, 16], leaky, rounds);
+    bench_batch_norm("wrn g3", [64, 128, 8, 8], leaky, rounds);
+}
+
+/// `BnMode::Train` through the kernel: batch statistics, running statistics updated as `BatchNorm` does.
+fn bn_train<B: Kernels>(bn: &BatchNorm<B>, x: Tensor<B, 4>, act: Activation) -> Tensor<B, 4> {
+    let [n, _, h, w] = x.dims();
+    let count = n * h * w;
+    let out = kernels::batch_norm_act(x, bn.weight.val(), bn.bias.val(), bn.epsilon, act);
+    let unbias = if count > 1 { count as f64 / (count - 1) as f64 } else { 1.0 };
+    let m = bn.momentum;
+    bn.running_mean.set(bn.running_mean.value().mul_scalar(1.0 - m) + out.mean.mul_scalar(m));
+    bn.running_var.set(bn.running_var.value().mul_scalar(1.0 - m) + out.var.mul_scalar(m * unbias));
+    out.output
+}
+
+fn cnn_small_kernels<B: Kernels>(net: &CnnSmall<B>, x: Tensor<B, 4>) -> Tensor<B, 2> {
+    let mut x = x;
+    for (i, layer) in net.layers.iter().enumerate() {
+        x = bn_train(&layer.bn, kernels::conv2d_module(&layer.conv, x), Activation::Relu);
+        if i == 1 || i == 3 {
+            x = max_pool2d(x, [2, 2], [2, 2], [0, 0], [1, 1], false);
+        }
+    }
+    global_avg_pool(x)
+}
+
+fn wrn_block_kernels<B: Kernels>(block: &WideBasicBlock<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    let act = Activation::LeakyRelu(block.leaky_slope);
+    let conv = kernels::conv2d_module::<B>;
+    match &block.conv_shortcut {
+        None => {
+            let out = bn_train(&block.bn1, x.clone(), act);
+            let out = bn_train(&block.bn2, conv(&block.conv1, out), act);
+            conv(&block.conv2, out) + x
+        }
+        Some(shortcut) => {
+            let x = if block.activate_before_residual { bn_train(&block.bn1, x, act) } else { x };
+            let out = bn_train(&block.bn2, conv(&block.conv1, x.clone()), act);
+            conv(&block.conv2, out) + conv(shortcut, x)
+        }
+    }
+}
+
+fn wrn_kernels<B: Kernels>(net: &WideResNet<B>, x: Tensor<B, 4>) -> Tensor<B, 2> {
+    let mut x = kernels::conv2d_module(&net.conv1, x);
+    for group in [&net.block1, &net.block2, &net.block3] {
+        for block in &group.layer {
+            x = wrn_block_kernels(block, x);
+        }
+    }
+    global_avg_pool(bn_train(&net.bn1, x, Activation::LeakyRelu(net.leaky_slope)))
+}
+
+fn global_avg_pool<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 2> {
+    let [n, c, h, w] = x.dims();
+    x.reshape([n, c, h * w]).mean_dim(2).reshape([n, c])
+}
+
+/// Logits of `net` with its backbone run through the kernels (classifier and projection head unchanged).
+fn kernels_forward<B: Kernels>(net: &Net<B>, x: Tensor<B, 4>) -> Tensor<B, 2> {
+    let features = match &net.backbone {
+        Backbone::CnnSmall(b) => cnn_small_kernels(b, x),
+        Backbone::Wrn(b) => wrn_kernels(b, x),
+        Backbone::ResNet18Cifar(_) => unimplemented!("the benchmark covers cnn-small and wrn-28-2"),
+    };
+    net.classifier.forward(features)
+}
+
+fn bench_step(label: &str, arch: Arch, shape: [usize; 4], rounds: usize) {
+    let dev = Default::default();
+    let config = NetConfig::new(arch, shape[1], 10).expect("valid benchmark model");
+    let x = randn(shape, 7);
+    let labels = Tensor::<AD, 1, Int>::from_data(
+        TensorData::new((0..shape[0] as i64).map(|i| i % 10).collect::<Vec<_>>(), [shape[0]]),
+        &dev,
+    );
+    let loss_fn = CrossEntropyLossConfig::new().init(&dev);
+    let momentum = MomentumConfig::new().with_momentum(0.9).with_dampening(0.0).with_nesterov(true);
+    let sgd = || {
+        SgdConfig::new()
+            .with_momentum(Some(momentum.clone()))
+            .with_weight_decay(Some(burn::optim::decay::WeightDecayConfig::new(5e-4)))
+            .init::<AD, Net<AD>>()
+    };
+
+    // The same starting weights for both paths: their first logits must agree to f32 rounding.
+    let net0 = config.init::<AD>(&dev);
+    let logits_old = net0.forward(x.clone(), BnMode::Train).logits;
+    let logits_new = kernels_forward(&net0, x.clone());
+    let diff = (logits_old.clone() - logits_new).abs().max().into_scalar();
+    let scale = logits_old.abs().max().into_scalar();
+    println!("{label}: first logits, max |flex - kernels| {diff:.2e} (max |logit| {scale:.2e})");
+
+    let mut old_net = Some(Net::<AD>::from_inner(net0.valid()));
+    let mut new_net = Some(Net::<AD>::from_inner(net0.valid()));
+    let (mut old_opt, mut new_opt) = (sgd(), sgd());
+    let pair = Pair::run(
+        rounds,
+        || {
+            let net = old_net.take().expect("model");
+            let loss = loss_fn.forward(net.forward(x.clone(), BnMode::Train).logits, labels.clone());
+            let grads = GradientsParams::from_grads(loss.backward(), &net);
+            old_net = Some(old_opt.step(0.03, net, grads));
+        },
+        || {
+            let net = new_net.take().expect("model");
+            let loss = loss_fn.forward(kernels_forward(&net, x.clone()), labels.clone());
+            let grads = GradientsParams::from_grads(loss.backward(), &net);
+            new_net = Some(new_opt.step(0.03, net, grads));
+        },
+    );
+    println!("{}", pair.line(&format!("{label} plain SGD step")));
+}
+
+fn profile(arch: &str, rounds: usize) {
+    let (arch, shape) = match arch {
+        "wrn" => (Arch::Wrn { depth: 28, widen: 2 }, [64, 3, 32, 32]),
+        _ => (Arch::CnnSmall, [128, 1, 28, 28]),
+    };
+    let dev = Default::default();
+    let net = NetConfig::new(arch, shape[1], 10).expect("valid benchmark model").init::<AD>(&dev);
+    let x = randn(shape, 7);
+    let labels = Tensor::<AD, 1, Int>::zeros([shape[0]], &dev);
+    let loss_fn = CrossEntropyLossConfig::new().init(&dev);
+    let mut opt = SgdConfig::new().init::<AD, Net<AD>>();
+    let mut net = Some(net);
+    for _ in 0..rounds {
+        let t = Instant::now();
+        let n = net.take().expect("model");
+        let loss = loss_fn.forward(kernels_forward(&n, x.clone()), labels.clone());
+        let grads = GradientsParams::from_grads(loss.backward(), &n);
+        net = Some(opt.step(0.03, n, grads));
+        println!("step {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let rounds = args
+        .iter()
+        .position(|a| a == "--rounds")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(7);
+    let (ops, steps) = (!args.iter().any(|a| a == "--steps-only"), !args.iter().any(|a| a == "--ops-only"));
+    println!(
+        "bench_kernels: rayon threads {}, simd {}, rounds {rounds}",
+        rayon::current_num_threads(),
+        kernels::simd_level()
+    );
+    if ops {
+        bench_ops(rounds);
+    }
+    if let Some(arch) = args.iter().position(|a| a == "--profile").and_then(|i| args.get(i + 1)) {
+        // Only the kernel path's steps, for `perf record`.
+        profile(arch, rounds);
+        return;
+    }
+    if steps {
+        println!("== whole step (forward, cross-entropy, backward, SGD)");
+        bench_step("cnn-small B128 1x28x28", Arch::CnnSmall, [128, 1, 28, 28], rounds);
+        bench_step("wrn-28-2 B64 3x32x32", Arch::Wrn { depth: 28, widen: 2 }, [64, 3, 32, 32], rounds);
+    }
+}
