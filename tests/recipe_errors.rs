@@ -128,7 +128,7 @@ fn cases() -> Vec<Case> {
             edit(18, "thresh = 0.9"),
             Kind::UnknownKey,
             at(18, 1, "stage.1.thresh"),
-            "unknown key (expected one of: weight, threshold, temperature, normalize)",
+            "unknown key (expected one of: weight, threshold, pseudo_labels, temperature, normalize)",
         ),
         case(
             "wrong type in a stage",
