@@ -83,19 +83,18 @@ pub fn global_norm<B: AutodiffBackend, M: AutodiffModule<B>>(model: &M, v: &Grad
     }
 }
 
-/// Whether every trainable parameter of `model` is finite, with one read back to the host: `Σ sum(θ · 0)` is 0
-/// exactly when no element is NaN or ±∞ (∞ · 0 is NaN), and unlike a sum of θ it cannot overflow.
+/// Whether every float tensor of `model` (parameters and BatchNorm running statistics, all that a checkpoint saves)
+/// is finite, with one read back to the host: `Σ sum(θ · 0)` is 0 exactly when no element is NaN or ±∞ (∞ · 0 is
+/// NaN), and unlike a sum of θ it cannot overflow.
 pub fn all_finite<B: AutodiffBackend, M: AutodiffModule<B>>(model: &M) -> bool {
     struct Zeroed<B: AutodiffBackend>(Option<Tensor<Inner<B>, 1>>);
     impl<B: AutodiffBackend> ModuleVisitor<B> for Zeroed<B> {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-            if param.is_require_grad() {
-                let s = param.val().inner().mul_scalar(0.0).sum();
-                self.0 = Some(match self.0.take() {
-                    Some(a) => a + s,
-                    None => s,
-                });
-            }
+            let s = param.val().inner().mul_scalar(0.0).sum();
+            self.0 = Some(match self.0.take() {
+                Some(a) => a + s,
+                None => s,
+            });
         }
     }
     let mut z = Zeroed::<B>(None);

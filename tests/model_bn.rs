@@ -239,3 +239,16 @@ fn batch_statistics_stay_accurate_for_offset_channels() {
         }
     }
 }
+
+#[test]
+fn the_finiteness_check_covers_running_statistics() {
+    // A checkpoint saves the running statistics too, so a step that overflows them must count as non-finite.
+    let dev = Default::default();
+    let bn = BatchNormConfig::new(3).init::<AD>(&dev);
+    assert!(burnish::params::all_finite(&bn));
+    bn.running_var.set(Tensor::from_floats([1.0, f32::INFINITY, 1.0], &dev));
+    assert!(!burnish::params::all_finite(&bn));
+    bn.running_var.set(Tensor::ones([3], &dev));
+    bn.running_mean.set(Tensor::from_floats([0.0, 0.0, f32::NAN], &dev));
+    assert!(!burnish::params::all_finite(&bn));
+}

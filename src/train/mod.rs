@@ -17,8 +17,8 @@ pub use schedule::Schedule;
 
 use burn::module::Module;
 use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
-use burn::tensor::backend::AutodiffBackend;
 
+use crate::backend::TrainBackend;
 use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::model::{Net, NetConfig};
 use crate::params::{all_finite, global_norm};
@@ -72,7 +72,7 @@ pub struct StepReport {
 }
 
 /// Model, optimiser state, EMA and position of a training run.
-pub struct Trainer<B: AutodiffBackend> {
+pub struct Trainer<B: TrainBackend> {
     /// The model being trained.
     pub model: Net<B>,
     /// The objective (weighted stages).
@@ -104,7 +104,7 @@ pub fn load_model_bytes<B: burn::tensor::backend::Backend, M: Module<B>>(
     Ok(m.load_record(record))
 }
 
-impl<B: AutodiffBackend> Trainer<B> {
+impl<B: TrainBackend> Trainer<B> {
     /// A trainer starting at step 0 from `model`.
     pub fn new(
         model: Net<B>,
@@ -175,7 +175,7 @@ impl<B: AutodiffBackend> Trainer<B> {
             let model = self.model.clone();
             self.model = self.optim.step(lr, model, out.grads);
             if !all_finite(&self.model) {
-                nonfinite = Some("the parameters after the update".into());
+                nonfinite = Some("the model state after the update (parameters and BatchNorm statistics)".into());
                 self.model = before;
                 if let Some(snapshot) = snapshot {
                     let optim = std::mem::replace(&mut self.optim, Optim::new(self.settings.optimizer.clone()));
