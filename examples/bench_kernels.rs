@@ -5,11 +5,12 @@
 //!
 //! Ops: forward + backward (through `Autodiff<Flex>`, loss `Σ y·r`) of each BatchNorm + activation and each
 //! convolution of cnn-small (batch 128, 1×28×28) and wrn-28-2 (batch 64, 3×32×32), the kernel against
-//! `burnish::model::BatchNorm` + Burn's activation and against `burn::tensor::module::conv2d`.
+//! the BatchNorm burnish composed from Burn ops before the kernels (`bn_composed` below) + Burn's activation, and
+//! against `burn::tensor::module::conv2d`.
 //!
 //! Steps: one plain SGD step (forward, cross-entropy, backward, Nesterov momentum with weight decay) of the real
-//! `burnish::model::Net`, once through its own `forward` and once through `kernels_forward` below, which runs the
-//! same parameters through the kernels (and updates the running statistics itself, as `BnMode::Train` does).
+//! `burnish::model::Net`, once through its own `forward` (the kernels) and once through `composed_forward` below,
+//! which runs the same parameters through Burn's composed ops as burnish did before the kernels.
 //!
 //! Old and new alternate within each round, so both see the same machine load; medians with min–max over rounds.
 
@@ -25,7 +26,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::module::max_pool2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Int, Tensor, TensorData};
-use burnish::kernels::{self, Activation, Kernels};
+use burnish::kernels::{self, Activation};
 use burnish::model::{
     Arch, Backbone, BatchNorm, BatchNormConfig, BnMode, CnnSmall, Net, NetConfig, WideBasicBlock, WideResNet,
 };
@@ -108,7 +109,7 @@ fn bench_batch_norm(label: &str, shape: [usize; 4], act: Activation, rounds: usi
     let pair = Pair::run(
         rounds,
         || {
-            let y = f(bn.forward(x.clone(), BnMode::TrainNoStats));
+            let y = f(bn_composed(&bn, x.clone(), Activation::None));
             let _ = (y * r.clone()).sum().backward();
         },
         || {
@@ -162,22 +163,35 @@ fn bench_ops(rounds: usize) {
     bench_batch_norm("wrn g3", [64, 128, 8, 8], leaky, rounds);
 }
 
-/// `BnMode::Train` through the kernel: batch statistics, running statistics updated as `BatchNorm` does.
-fn bn_train<B: Kernels>(bn: &BatchNorm<B>, x: Tensor<B, 4>, act: Activation) -> Tensor<B, 4> {
-    let [n, _, h, w] = x.dims();
-    let count = n * h * w;
-    let out = kernels::batch_norm_act(x, bn.weight.val(), bn.bias.val(), bn.epsilon, act);
+/// `BnMode::Train` as burnish's BatchNorm composed it from Burn ops before the kernels: `[N, C, L]` view,
+/// `E[x²] − E[x]²` variance, `[N, C, 1]` factors, running statistics updated as `BnMode::Train` does.
+fn bn_composed<B: Backend>(bn: &BatchNorm<B>, x: Tensor<B, 4>, act: Activation) -> Tensor<B, 4> {
+    let dims = x.dims();
+    let [n, c, h, w] = dims;
+    let (l, count) = (h * w, n * h * w);
+    let x = x.reshape([n, c, l]);
+    let channel_sum = |t: Tensor<B, 3>| t.sum_dim(2).sum_dim(0).reshape([c]);
+    let mean = channel_sum(x.clone()).div_scalar(count as f64);
+    let var = (channel_sum(x.clone().square()).div_scalar(count as f64) - mean.clone().square()).clamp_min(0.0);
     let unbias = if count > 1 { count as f64 / (count - 1) as f64 } else { 1.0 };
     let m = bn.momentum;
-    bn.running_mean.set(bn.running_mean.value().mul_scalar(1.0 - m) + out.mean.mul_scalar(m));
-    bn.running_var.set(bn.running_var.value().mul_scalar(1.0 - m) + out.var.mul_scalar(m * unbias));
-    out.output
+    bn.running_mean.set(bn.running_mean.value().mul_scalar(1.0 - m) + mean.clone().detach().mul_scalar(m));
+    bn.running_var.set(bn.running_var.value().mul_scalar(1.0 - m) + var.clone().detach().mul_scalar(m * unbias));
+    let scale = bn.weight.val() * var.add_scalar(bn.epsilon).sqrt().recip();
+    let shift = bn.bias.val() - mean * scale.clone();
+    let per_row = |v: Tensor<B, 1>| v.reshape([1, c, 1]).repeat_dim(0, n);
+    let y = (x * per_row(scale) + per_row(shift)).reshape(dims);
+    match act {
+        Activation::None => y,
+        Activation::Relu => relu(y),
+        Activation::LeakyRelu(s) => leaky_relu(y, s),
+    }
 }
 
-fn cnn_small_kernels<B: Kernels>(net: &CnnSmall<B>, x: Tensor<B, 4>) -> Tensor<B, 2> {
+fn cnn_small_composed<B: Backend>(net: &CnnSmall<B>, x: Tensor<B, 4>) -> Tensor<B, 2> {
     let mut x = x;
     for (i, layer) in net.layers.iter().enumerate() {
-        x = bn_train(&layer.bn, kernels::conv2d_module(&layer.conv, x), Activation::Relu);
+        x = bn_composed(&layer.bn, layer.conv.forward(x), Activation::Relu);
         if i == 1 || i == 3 {
             x = max_pool2d(x, [2, 2], [2, 2], [0, 0], [1, 1], false);
         }
@@ -185,31 +199,30 @@ fn cnn_small_kernels<B: Kernels>(net: &CnnSmall<B>, x: Tensor<B, 4>) -> Tensor<B
     global_avg_pool(x)
 }
 
-fn wrn_block_kernels<B: Kernels>(block: &WideBasicBlock<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+fn wrn_block_composed<B: Backend>(block: &WideBasicBlock<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
     let act = Activation::LeakyRelu(block.leaky_slope);
-    let conv = kernels::conv2d_module::<B>;
     match &block.conv_shortcut {
         None => {
-            let out = bn_train(&block.bn1, x.clone(), act);
-            let out = bn_train(&block.bn2, conv(&block.conv1, out), act);
-            conv(&block.conv2, out) + x
+            let out = bn_composed(&block.bn1, x.clone(), act);
+            let out = bn_composed(&block.bn2, block.conv1.forward(out), act);
+            block.conv2.forward(out) + x
         }
         Some(shortcut) => {
-            let x = if block.activate_before_residual { bn_train(&block.bn1, x, act) } else { x };
-            let out = bn_train(&block.bn2, conv(&block.conv1, x.clone()), act);
-            conv(&block.conv2, out) + conv(shortcut, x)
+            let x = if block.activate_before_residual { bn_composed(&block.bn1, x, act) } else { x };
+            let out = bn_composed(&block.bn2, block.conv1.forward(x.clone()), act);
+            block.conv2.forward(out) + shortcut.forward(x)
         }
     }
 }
 
-fn wrn_kernels<B: Kernels>(net: &WideResNet<B>, x: Tensor<B, 4>) -> Tensor<B, 2> {
-    let mut x = kernels::conv2d_module(&net.conv1, x);
+fn wrn_composed<B: Backend>(net: &WideResNet<B>, x: Tensor<B, 4>) -> Tensor<B, 2> {
+    let mut x = net.conv1.forward(x);
     for group in [&net.block1, &net.block2, &net.block3] {
         for block in &group.layer {
-            x = wrn_block_kernels(block, x);
+            x = wrn_block_composed(block, x);
         }
     }
-    global_avg_pool(bn_train(&net.bn1, x, Activation::LeakyRelu(net.leaky_slope)))
+    global_avg_pool(bn_composed(&net.bn1, x, Activation::LeakyRelu(net.leaky_slope)))
 }
 
 fn global_avg_pool<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 2> {
@@ -217,11 +230,11 @@ fn global_avg_pool<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 2> {
     x.reshape([n, c, h * w]).mean_dim(2).reshape([n, c])
 }
 
-/// Logits of `net` with its backbone run through the kernels (classifier and projection head unchanged).
-fn kernels_forward<B: Kernels>(net: &Net<B>, x: Tensor<B, 4>) -> Tensor<B, 2> {
+/// Logits of `net` with its backbone run through Burn's composed ops (classifier unchanged), as before the kernels.
+fn composed_forward<B: Backend>(net: &Net<B>, x: Tensor<B, 4>) -> Tensor<B, 2> {
     let features = match &net.backbone {
-        Backbone::CnnSmall(b) => cnn_small_kernels(b, x),
-        Backbone::Wrn(b) => wrn_kernels(b, x),
+        Backbone::CnnSmall(b) => cnn_small_composed(b, x),
+        Backbone::Wrn(b) => wrn_composed(b, x),
         Backbone::ResNet18Cifar(_) => unimplemented!("the benchmark covers cnn-small and wrn-28-2"),
     };
     net.classifier.forward(features)
@@ -246,8 +259,8 @@ fn bench_step(label: &str, arch: Arch, shape: [usize; 4], rounds: usize) {
 
     // The same starting weights for both paths: their first logits must agree to f32 rounding.
     let net0 = config.init::<AD>(&dev);
-    let logits_old = net0.forward(x.clone(), BnMode::Train).logits;
-    let logits_new = kernels_forward(&net0, x.clone());
+    let logits_old = composed_forward(&net0, x.clone());
+    let logits_new = net0.forward(x.clone(), BnMode::Train).logits;
     let diff = (logits_old.clone() - logits_new).abs().max().into_scalar();
     let scale = logits_old.abs().max().into_scalar();
     println!("{label}: first logits, max |flex - kernels| {diff:.2e} (max |logit| {scale:.2e})");
@@ -259,13 +272,13 @@ fn bench_step(label: &str, arch: Arch, shape: [usize; 4], rounds: usize) {
         rounds,
         || {
             let net = old_net.take().expect("model");
-            let loss = loss_fn.forward(net.forward(x.clone(), BnMode::Train).logits, labels.clone());
+            let loss = loss_fn.forward(composed_forward(&net, x.clone()), labels.clone());
             let grads = GradientsParams::from_grads(loss.backward(), &net);
             old_net = Some(old_opt.step(0.03, net, grads));
         },
         || {
             let net = new_net.take().expect("model");
-            let loss = loss_fn.forward(kernels_forward(&net, x.clone()), labels.clone());
+            let loss = loss_fn.forward(net.forward(x.clone(), BnMode::Train).logits, labels.clone());
             let grads = GradientsParams::from_grads(loss.backward(), &net);
             new_net = Some(new_opt.step(0.03, net, grads));
         },
@@ -288,7 +301,7 @@ fn profile(arch: &str, rounds: usize) {
     for _ in 0..rounds {
         let t = Instant::now();
         let n = net.take().expect("model");
-        let loss = loss_fn.forward(kernels_forward(&n, x.clone()), labels.clone());
+        let loss = loss_fn.forward(n.forward(x.clone(), BnMode::Train).logits, labels.clone());
         let grads = GradientsParams::from_grads(loss.backward(), &n);
         net = Some(opt.step(0.03, n, grads));
         println!("step {:.1} ms", t.elapsed().as_secs_f64() * 1e3);

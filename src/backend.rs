@@ -27,6 +27,16 @@ mod chosen {
 
 pub use chosen::{Inner, NAME};
 
+use burn::tensor::backend::AutodiffBackend;
+
+use crate::kernels::Kernels;
+
+/// An autodiff backend burnish trains on: it and the backend it wraps (where evaluation runs) both have the fused
+/// kernels of [`crate::kernels`] that the models call.
+pub trait TrainBackend: AutodiffBackend<InnerBackend: Kernels> + Kernels {}
+
+impl<B: AutodiffBackend<InnerBackend: Kernels> + Kernels> TrainBackend for B {}
+
 /// The autodiff backend training runs on.
 pub type Train = burn::backend::Autodiff<Inner>;
 

@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use burn::tensor::backend::AutodiffBackend;
 use burnish_augment::View;
 use rand::seq::SliceRandom;
 
+use crate::backend::TrainBackend;
 use crate::data::{self, holdout_indices, labeled_indices, DataError, Dataset, LoadOptions, SyntheticOptions};
 use crate::iam::Inconsistency;
 use crate::model::{NetConfig, ProjectionConfig};
@@ -137,7 +137,7 @@ pub fn inconsistency_views(recipe: &Recipe) -> Vec<ViewKey> {
 }
 
 /// The recipe's stages as a weighted objective; errors for stage kinds this build cannot run yet.
-pub fn objective<B: AutodiffBackend>(recipe: &Recipe) -> Result<Objective<B>, String> {
+pub fn objective<B: TrainBackend>(recipe: &Recipe) -> Result<Objective<B>, String> {
     let mut stages: Vec<Weighted<B>> = Vec::new();
     for (i, spec) in recipe.stages.iter().enumerate() {
         let stage: Box<dyn crate::stage::Stage<B>> = match spec {

@@ -7,11 +7,13 @@
 use burn::module::AutodiffModule;
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::GradientsParams;
-use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::backend::Backend;
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use rand::seq::SliceRandom;
 
+use crate::backend::TrainBackend;
 use crate::data::{DataError, Split};
+use crate::kernels::Kernels;
 use crate::model::{BnMode, Net};
 use crate::pipeline::Normalize;
 use crate::seed::rng_for;
@@ -71,7 +73,7 @@ pub struct ProbeResult {
 }
 
 /// Backbone features (eval mode) of `indices` of `split`, `batch` images at a time, and their labels.
-pub fn features<B: Backend>(
+pub fn features<B: Kernels>(
     model: &Net<B>,
     split: &Split,
     indices: &[usize],
@@ -129,7 +131,7 @@ pub fn knn_accuracy<B: Backend>(
 }
 
 /// Trains a linear classifier on `train` features and returns its test accuracy.
-pub fn linear_accuracy<B: AutodiffBackend>(
+pub fn linear_accuracy<B: TrainBackend>(
     train: (Tensor<B::InnerBackend, 2>, Tensor<B::InnerBackend, 1, Int>),
     test: (Tensor<B::InnerBackend, 2>, Tensor<B::InnerBackend, 1, Int>),
     classes: usize,
@@ -171,7 +173,7 @@ pub fn linear_accuracy<B: AutodiffBackend>(
 /// Linear-probe and kNN accuracy of `model`'s frozen backbone: trained on `train_indices` of `train`, scored on
 /// all of `test`.
 #[allow(clippy::too_many_arguments)]
-pub fn probe<B: AutodiffBackend>(
+pub fn probe<B: TrainBackend>(
     model: &Net<B::InnerBackend>,
     train: &Split,
     train_indices: &[usize],

@@ -3,6 +3,7 @@
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor};
+use burnish::kernels::Kernels;
 use burnish::model::{
     num_params, param_infos, Arch, ArchError, Backbone, BnMode, NetConfig, NetConfigError, ProjectionConfig,
 };
@@ -62,7 +63,7 @@ fn zero_sizes_are_rejected_with_their_name() {
 
 // ---- shapes ----
 
-fn check_shapes<Bk: Backend>(arch: Arch, input: [usize; 4], with_projection: bool) {
+fn check_shapes<Bk: Kernels>(arch: Arch, input: [usize; 4], with_projection: bool) {
     let dev = Default::default();
     let mut config = NetConfig::new(arch, input[1], 7).expect("valid config");
     if with_projection {

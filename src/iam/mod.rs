@@ -11,12 +11,12 @@ pub use kl::{kl_batchmean, P_FLOOR};
 
 use burn::module::AutodiffModule;
 use burn::optim::GradientsParams;
-use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::Tensor;
 
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::ElementConversion;
 
+use crate::backend::TrainBackend;
 use crate::model::{BnMode, Net};
 use crate::params::{constant_copy, fresh_leaf_copy, gaussian, num_trainable, scale_to_radius};
 use crate::seed::rng_for;
@@ -52,7 +52,7 @@ pub fn worst_case_delta<B, M, F>(
     rng: &mut dyn rand::RngCore,
 ) -> GradientsParams
 where
-    B: AutodiffBackend,
+    B: TrainBackend,
     M: AutodiffModule<B>,
     F: FnMut(&M) -> Tensor<B, 2>,
 {
@@ -72,7 +72,7 @@ where
 /// `KL(p ‖ p(x; θ + δ))` evaluated without building a graph: Ŝ_ρ once δ is δ*.
 pub fn inconsistency_at<B, M, F>(model: &M, p: Tensor<B, 2>, delta: &GradientsParams, mut log_q: F) -> Tensor<B, 1>
 where
-    B: AutodiffBackend,
+    B: TrainBackend,
     M: AutodiffModule<B>,
     F: FnMut(&M) -> Tensor<B, 2>,
 {
@@ -89,7 +89,7 @@ pub fn local_inconsistency<B, M, F>(
     rng: &mut dyn rand::RngCore,
 ) -> (Tensor<B, 1>, GradientsParams)
 where
-    B: AutodiffBackend,
+    B: TrainBackend,
     M: AutodiffModule<B>,
     F: FnMut(&M) -> Tensor<B, 2>,
 {
@@ -102,7 +102,7 @@ where
 ///
 /// Both the clean and the perturbed passes normalise with the batch's statistics, as training's perturbed passes
 /// do, and none of them touches the running statistics.
-pub fn measure_classifier<B: AutodiffBackend>(
+pub fn measure_classifier<B: TrainBackend>(
     model: &Net<B>,
     x: Tensor<B, 4>,
     cfg: &Inconsistency,

@@ -1,20 +1,16 @@
 //! Batch normalisation with an explicit, caller-controlled running-statistics update.
 //!
-//! One implementation serves images (`[N, C, H, W]`) and feature vectors (`[N, C]`): the input is
-//! viewed as `[N, C, L]` so every reduction runs over the contiguous last axis and then over the
-//! (short) batch axis, and every per-channel factor is laid out as `[N, C, 1]`. Both shapes hit
-//! flex's fast paths; Burn 0.21's own `BatchNorm` swaps axes and broadcasts `[1, C, 1, 1]`, and
-//! is about 25× slower forward + backward on `[128, 32, 28, 28]`.
-//!
-//! The batch variance is `E[x²] − E[x]²` (one pass over x instead of two, 1.5× faster forward +
-//! backward than centring first). In f32 it loses about `log10(mean²/var)` of its ~7 digits: harmless
-//! for activations, whose per-channel mean is within a few standard deviations of zero.
+//! One implementation serves images (`[N, C, H, W]`) and feature vectors (`[N, C]`). The work runs in the fused
+//! BatchNorm + activation of `crate::kernels` (docs/kernels.md): on flex one pass over x for the statistics (centred
+//! per row, merged pairwise, so the variance keeps full precision) and one for the output, and a single autodiff node
+//! whose backward is one more fused pass; other backends run the same math as composed Burn ops.
 
 use burn::module::{Module, Param};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
 use super::RunningStat;
+use crate::kernels::{self, Activation, Kernels};
 
 /// What a BatchNorm forward normalises with, and whether it records statistics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -97,39 +93,40 @@ pub struct BatchNorm<B: Backend> {
     pub epsilon: f64,
 }
 
-impl<B: Backend> BatchNorm<B> {
-    /// Normalises `x` (`[N, C, ...]`, rank ≥ 2) per channel; see [`BnMode`] for the statistics used.
-    ///
-    /// In [`BnMode::Train`] the running statistics become
-    /// `(1 − momentum)·running + momentum·batch`, with the unbiased batch variance (PyTorch).
+impl<B: Kernels> BatchNorm<B> {
+    /// `bn(x)` over `[N, C, ...]`: batch statistics in the train modes (recorded in `Train` only), running ones in
+    /// `Eval`.
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>, mode: BnMode) -> Tensor<B, D> {
+        self.forward_act(x, mode, Activation::None)
+    }
+
+    /// `act(bn(x))` in one fused kernel (docs/kernels.md): one pass over x forward and one backward, instead of
+    /// a pass per composed op.
+    pub fn forward_act<const D: usize>(&self, x: Tensor<B, D>, mode: BnMode, act: Activation) -> Tensor<B, D> {
         let dims = x.dims();
         assert!(D >= 2, "BatchNorm needs an input of rank >= 2 ([N, C, ...]), got rank {D}");
-        let [n, c] = [dims[0], dims[1]];
         let channels = self.weight.dims()[0];
-        assert_eq!(c, channels, "BatchNorm over {channels} channels got an input of shape {dims:?}");
-        let l: usize = dims[2..].iter().product();
-        let x = x.reshape([n, c, l]);
-
-        let (mean, var) = match mode {
-            BnMode::Eval => (self.running_mean.value(), self.running_var.value()),
+        assert_eq!(dims[1], channels, "BatchNorm over {channels} channels got an input of shape {dims:?}");
+        let (gamma, beta) = (self.weight.val(), self.bias.val());
+        match mode {
+            BnMode::Eval => kernels::batch_norm_eval_act(
+                x,
+                gamma,
+                beta,
+                self.running_mean.value(),
+                self.running_var.value(),
+                self.epsilon,
+                act,
+            ),
             BnMode::Train | BnMode::TrainNoStats => {
-                let count = n * l;
-                let mean = channel_sum(x.clone()).div_scalar(count as f64);
-                let mean_sq = channel_sum(x.clone().square()).div_scalar(count as f64);
-                // max(0, ·) only absorbs rounding: the true value is never negative.
-                let var = (mean_sq - mean.clone().square()).clamp_min(0.0);
+                let count = dims[0] * dims[2..].iter().product::<usize>();
+                let out = kernels::batch_norm_act(x, gamma, beta, self.epsilon, act);
                 if mode == BnMode::Train {
-                    self.update_running(mean.clone(), var.clone(), count);
+                    self.update_running(out.mean, out.var, count);
                 }
-                (mean, var)
+                out.output
             }
-        };
-        // y = x·scale + shift touches the full-size tensor twice; the statistics are [C]-sized.
-        let scale = self.weight.val() * var.add_scalar(self.epsilon).sqrt().recip();
-        let shift = self.bias.val() - mean * scale.clone();
-        let y = x * per_row(scale, n) + per_row(shift, n);
-        y.reshape(dims)
+        }
     }
 
     fn update_running(&self, mean: Tensor<B, 1>, biased_var: Tensor<B, 1>, count: usize) {
@@ -142,17 +139,4 @@ impl<B: Backend> BatchNorm<B> {
         self.running_mean.set(new_mean);
         self.running_var.set(new_var);
     }
-}
-
-/// Sums `[N, C, L]` over N and L into `[C]`, both reductions over contiguous memory.
-fn channel_sum<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 1> {
-    let c = x.dims()[1];
-    x.sum_dim(2).sum_dim(0).reshape([c])
-}
-
-/// Lays a per-channel vector out as a contiguous `[N, C, 1]`: flex broadcasts that shape over
-/// `[N, C, L]` with its SIMD per-row kernel, while `[1, C, 1]` falls back to a strided loop.
-fn per_row<B: Backend>(v: Tensor<B, 1>, n: usize) -> Tensor<B, 3> {
-    let c = v.dims()[0];
-    v.reshape([1, c, 1]).repeat_dim(0, n)
 }

@@ -2,13 +2,13 @@
 
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
-use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::module::max_pool2d;
 use burn::tensor::Tensor;
 
 use super::init::{conv, pytorch_default};
 use super::{BatchNorm, BatchNormConfig, BnMode};
+use crate::kernels::{self, Activation, Kernels};
 
 /// Builds a [`CnnSmall`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,7 +56,7 @@ pub struct CnnSmall<B: Backend> {
     pub layers: Vec<ConvBn<B>>,
 }
 
-impl<B: Backend> CnnSmall<B> {
+impl<B: Kernels> CnnSmall<B> {
     /// Pooled features `[N, 128]` of images `[N, C, H, W]`.
     pub fn forward(&self, x: Tensor<B, 4>, mode: BnMode) -> Tensor<B, 2> {
         let mut x = x;
@@ -88,8 +88,11 @@ impl<B: Backend> ConvBn<B> {
     }
 
     /// relu(bn(conv(x))).
-    pub fn forward(&self, x: Tensor<B, 4>, mode: BnMode) -> Tensor<B, 4> {
-        relu(self.bn.forward(self.conv.forward(x), mode))
+    pub fn forward(&self, x: Tensor<B, 4>, mode: BnMode) -> Tensor<B, 4>
+    where
+        B: Kernels,
+    {
+        self.bn.forward_act(kernels::conv2d_module(&self.conv, x), mode, Activation::Relu)
     }
 }
 

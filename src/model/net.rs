@@ -11,6 +11,7 @@ use super::{
     Arch, ArchError, BnMode, CnnSmall, CnnSmallConfig, ProjectionConfig, ProjectionHead, ResNet, ResNetConfig,
     WideResNet, WrnConfig,
 };
+use crate::kernels::Kernels;
 
 /// What to build: architecture, input channels, classes and an optional projection head.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -114,7 +115,7 @@ pub enum Backbone<B: Backend> {
     ResNet18Cifar(ResNet<B>),
 }
 
-impl<B: Backend> Backbone<B> {
+impl<B: Kernels> Backbone<B> {
     /// Pooled features of images `x`.
     pub fn forward(&self, x: Tensor<B, 4>, mode: BnMode) -> Tensor<B, 2> {
         match self {
@@ -147,7 +148,7 @@ pub struct Net<B: Backend> {
     pub projection: Option<ProjectionHead<B>>,
 }
 
-impl<B: Backend> Net<B> {
+impl<B: Kernels> Net<B> {
     /// Features, logits and (if present) projections of images `x` (`[N, C, H, W]`).
     pub fn forward(&self, x: Tensor<B, 4>, mode: BnMode) -> NetOutput<B> {
         let features = self.backbone.forward(x, mode);

@@ -2,12 +2,12 @@
 
 use burn::module::Module;
 use burn::nn::Linear;
-use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
 use super::init::linear_default;
 use super::{BatchNorm, BatchNormConfig, BnMode};
+use crate::kernels::{Activation, Kernels};
 
 /// Builds a [`ProjectionHead`] on top of features of a given dimension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,10 +47,10 @@ pub struct ProjectionHead<B: Backend> {
     pub linear2: Linear<B>,
 }
 
-impl<B: Backend> ProjectionHead<B> {
+impl<B: Kernels> ProjectionHead<B> {
     /// Projections `[N, out]` of features `[N, d]`.
     pub fn forward(&self, features: Tensor<B, 2>, mode: BnMode) -> Tensor<B, 2> {
-        let h = relu(self.bn.forward(self.linear1.forward(features), mode));
+        let h = self.bn.forward_act(self.linear1.forward(features), mode, Activation::Relu);
         self.linear2.forward(h)
     }
 }

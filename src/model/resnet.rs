@@ -12,6 +12,7 @@ use burn::tensor::Tensor;
 use super::cnn_small::global_avg_pool;
 use super::init::{conv, kaiming_normal_fan_out};
 use super::{BatchNorm, BatchNormConfig, BnMode};
+use crate::kernels::{self, Activation, Kernels};
 
 /// Builds a [`ResNet`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,10 +82,10 @@ pub struct ResNet<B: Backend> {
     pub layer4: ResNetStage<B>,
 }
 
-impl<B: Backend> ResNet<B> {
+impl<B: Kernels> ResNet<B> {
     /// Pooled features `[N, 512]` of images `[N, C, H, W]`.
     pub fn forward(&self, x: Tensor<B, 4>, mode: BnMode) -> Tensor<B, 2> {
-        let x = relu(self.bn1.forward(self.conv1.forward(x), mode));
+        let x = self.bn1.forward_act(kernels::conv2d_module(&self.conv1, x), mode, Activation::Relu);
         let x = [&self.layer1, &self.layer2, &self.layer3, &self.layer4]
             .into_iter()
             .fold(x, |x, stage| stage.blocks.iter().fold(x, |x, block| block.forward(x, mode)));
@@ -130,13 +131,17 @@ impl<B: Backend> ResNetBlock<B> {
     }
 
     /// The block output.
-    pub fn forward(&self, x: Tensor<B, 4>, mode: BnMode) -> Tensor<B, 4> {
+    pub fn forward(&self, x: Tensor<B, 4>, mode: BnMode) -> Tensor<B, 4>
+    where
+        B: Kernels,
+    {
+        let conv = kernels::conv2d_module::<B>;
         let identity = match &self.downsample {
-            Some(d) => d.bn.forward(d.conv.forward(x.clone()), mode),
+            Some(d) => d.bn.forward(conv(&d.conv, x.clone()), mode),
             None => x.clone(),
         };
-        let out = relu(self.bn1.forward(self.conv1.forward(x), mode));
-        let out = self.bn2.forward(self.conv2.forward(out), mode);
+        let out = self.bn1.forward_act(conv(&self.conv1, x), mode, Activation::Relu);
+        let out = self.bn2.forward(conv(&self.conv2, out), mode);
         relu(out + identity)
     }
 }

@@ -11,13 +11,13 @@
 
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
-use burn::tensor::activation::leaky_relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
 use super::cnn_small::global_avg_pool;
 use super::init::{conv, kaiming_normal_fan_out};
 use super::{Arch, ArchError, BatchNorm, BatchNormConfig, BnMode};
+use crate::kernels::{self, Activation, Kernels};
 
 /// Builds a [`WideResNet`].
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -112,14 +112,14 @@ pub struct WideResNet<B: Backend> {
     pub leaky_slope: f64,
 }
 
-impl<B: Backend> WideResNet<B> {
+impl<B: Kernels> WideResNet<B> {
     /// Pooled features `[N, 64K]` of images `[N, C, H, W]`.
     pub fn forward(&self, x: Tensor<B, 4>, mode: BnMode) -> Tensor<B, 2> {
-        let x = self.conv1.forward(x);
+        let x = kernels::conv2d_module(&self.conv1, x);
         let x = self.block1.forward(x, mode);
         let x = self.block2.forward(x, mode);
         let x = self.block3.forward(x, mode);
-        let x = leaky_relu(self.bn1.forward(x, mode), self.leaky_slope);
+        let x = self.bn1.forward_act(x, mode, Activation::LeakyRelu(self.leaky_slope));
         global_avg_pool(x)
     }
 }
@@ -149,7 +149,10 @@ impl<B: Backend> WideGroup<B> {
     }
 
     /// Runs the blocks in order.
-    pub fn forward(&self, x: Tensor<B, 4>, mode: BnMode) -> Tensor<B, 4> {
+    pub fn forward(&self, x: Tensor<B, 4>, mode: BnMode) -> Tensor<B, 4>
+    where
+        B: Kernels,
+    {
         self.layer.iter().fold(x, |x, block| block.forward(x, mode))
     }
 }
@@ -198,18 +201,22 @@ impl<B: Backend> WideBasicBlock<B> {
     /// As in the reference, a width-changing block without `activate_before_residual` feeds the raw
     /// input to both `conv1` and the shortcut, so its `bn1` has no effect on the output: it is kept
     /// for the parameter layout (and count) but not run, and receives no gradient.
-    pub fn forward(&self, x: Tensor<B, 4>, mode: BnMode) -> Tensor<B, 4> {
-        let act = |t| leaky_relu(t, self.leaky_slope);
+    pub fn forward(&self, x: Tensor<B, 4>, mode: BnMode) -> Tensor<B, 4>
+    where
+        B: Kernels,
+    {
+        let act = Activation::LeakyRelu(self.leaky_slope);
+        let conv = kernels::conv2d_module::<B>;
         match &self.conv_shortcut {
             None => {
-                let out = act(self.bn1.forward(x.clone(), mode));
-                let out = act(self.bn2.forward(self.conv1.forward(out), mode));
-                self.conv2.forward(out) + x
+                let out = self.bn1.forward_act(x.clone(), mode, act);
+                let out = self.bn2.forward_act(conv(&self.conv1, out), mode, act);
+                conv(&self.conv2, out) + x
             }
             Some(shortcut) => {
-                let x = if self.activate_before_residual { act(self.bn1.forward(x, mode)) } else { x };
-                let out = act(self.bn2.forward(self.conv1.forward(x.clone()), mode));
-                self.conv2.forward(out) + shortcut.forward(x)
+                let x = if self.activate_before_residual { self.bn1.forward_act(x, mode, act) } else { x };
+                let out = self.bn2.forward_act(conv(&self.conv1, x.clone()), mode, act);
+                conv(&self.conv2, out) + conv(shortcut, x)
             }
         }
     }

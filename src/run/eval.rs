@@ -3,9 +3,9 @@
 
 use anyhow::Result;
 use burn::module::AutodiffModule;
-use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::Tensor;
 
+use crate::backend::TrainBackend;
 use crate::iam::{measure_classifier, Inconsistency};
 use crate::plan::{self, DataPlan};
 use crate::probe::ProbeResult;
@@ -14,7 +14,7 @@ use crate::seed::derive_seed;
 use crate::train::{accuracy, load_images, Trainer};
 
 /// The evaluations of one run, with what they need loaded once.
-pub struct Evaluator<'a, B: AutodiffBackend> {
+pub struct Evaluator<'a, B: TrainBackend> {
     recipe: &'a Recipe,
     data: &'a DataPlan,
     device: B::Device,
@@ -23,7 +23,7 @@ pub struct Evaluator<'a, B: AutodiffBackend> {
     measure_settings: Inconsistency,
 }
 
-impl<'a, B: AutodiffBackend> Evaluator<'a, B> {
+impl<'a, B: TrainBackend> Evaluator<'a, B> {
     /// Prepares the evaluations `recipe` asks for.
     pub fn new(recipe: &'a Recipe, data: &'a DataPlan, device: B::Device) -> Result<Self> {
         // Ŝ_ρ during training is measured on one fixed batch, loaded once, so its curve compares like with like: of

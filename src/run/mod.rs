@@ -11,7 +11,6 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Result};
-use burn::tensor::backend::AutodiffBackend;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
@@ -20,6 +19,7 @@ pub use folder::{checkpoints_in, RunFolder};
 pub use log::{MetricsLog, StepRow, EVAL_COLUMNS, TIMING_COLUMNS};
 pub use signal::Signal;
 
+use crate::backend::TrainBackend;
 use crate::pipeline::Pipeline;
 use crate::plan::{self, DataPlan};
 use crate::probe::ProbeResult;
@@ -117,7 +117,7 @@ pub struct Diverged {
 pub const DIVERGED_EXIT_CODE: u8 = 4;
 
 /// Trains `recipe` on `device`; returns the summary also written to `summary.json`.
-pub fn train<B: AutodiffBackend>(recipe: &Recipe, options: &RunOptions, device: B::Device) -> Result<Summary> {
+pub fn train<B: TrainBackend>(recipe: &Recipe, options: &RunOptions, device: B::Device) -> Result<Summary> {
     let started = Instant::now();
     let resolved = recipe.to_toml();
     let folder = match &options.resume {
@@ -208,7 +208,7 @@ pub fn train<B: AutodiffBackend>(recipe: &Recipe, options: &RunOptions, device: 
 }
 
 /// A trainer for `recipe` at step 0, with the recipe's seeded initial weights.
-fn trainer<B: AutodiffBackend>(recipe: &Recipe, data: &DataPlan, device: B::Device) -> Result<Trainer<B>> {
+fn trainer<B: TrainBackend>(recipe: &Recipe, data: &DataPlan, device: B::Device) -> Result<Trainer<B>> {
     let (channels, _, _) = data.dataset.shape();
     let net = plan::net(recipe, channels, data.dataset.num_classes);
     let model = Trainer::<B>::init_model(&net, recipe.seed, &device);
@@ -218,7 +218,7 @@ fn trainer<B: AutodiffBackend>(recipe: &Recipe, data: &DataPlan, device: B::Devi
 
 /// Loads the folder's latest checkpoint into `trainer`; a run that crashed before its first checkpoint starts again
 /// from step 0, which its seeded initialisation makes the same run.
-fn resume<B: AutodiffBackend>(trainer: &mut Trainer<B>, folder: &RunFolder, resolved: &str) -> Result<()> {
+fn resume<B: TrainBackend>(trainer: &mut Trainer<B>, folder: &RunFolder, resolved: &str) -> Result<()> {
     let Some(latest) = folder.latest_checkpoint()? else {
         return Ok(());
     };
@@ -233,7 +233,7 @@ fn resume<B: AutodiffBackend>(trainer: &mut Trainer<B>, folder: &RunFolder, reso
     Ok(())
 }
 
-fn save<B: AutodiffBackend>(trainer: &Trainer<B>, folder: &RunFolder, recipe: &str, keep: usize) -> Result<()> {
+fn save<B: TrainBackend>(trainer: &Trainer<B>, folder: &RunFolder, recipe: &str, keep: usize) -> Result<()> {
     trainer.save(&folder.checkpoint_path(trainer.step()), recipe)?;
     folder.prune(keep)
 }

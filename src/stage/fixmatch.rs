@@ -1,13 +1,14 @@
 //! `fixmatch`: pseudo-labels from the weak view, kept where confident, taught to the strong view (SPEC §2).
 
 use burn::tensor::activation::softmax;
-use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 use burnish_augment::View;
 
 use super::{
     per_sample_cross_entropy, per_sample_soft_cross_entropy, Metric, Stage, StageContext, StageOutput, Targets,
 };
+use crate::backend::TrainBackend;
 use crate::step::{Stream, ViewKey};
 
 /// What the masked sum of the unlabeled loss is divided by.
@@ -48,7 +49,7 @@ impl Default for FixMatch {
     }
 }
 
-impl<B: AutodiffBackend> Stage<B> for FixMatch {
+impl<B: TrainBackend> Stage<B> for FixMatch {
     fn kind(&self) -> &'static str {
         "fixmatch"
     }

@@ -7,10 +7,11 @@
 //! strong views) a third pass runs over x alone. Either way the KL's gradient rides on the task loss's backward.
 
 use burn::tensor::activation::log_softmax;
-use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
 use super::{ntxent_logits, Metric, Stage, StageContext, StageOutput};
+use crate::backend::TrainBackend;
 use crate::iam::{kl_batchmean, worst_case_delta, Inconsistency};
 use crate::model::{BnMode, Net};
 use crate::params::linked_copy;
@@ -79,13 +80,13 @@ impl IamD {
     }
 
     /// Log-probabilities at `model` on `x`, normalising with batch statistics that are not stored.
-    fn perturbed_log_probs<B: AutodiffBackend>(&self, model: &Net<B>, x: &Tensor<B, 4>) -> Tensor<B, 2> {
+    fn perturbed_log_probs<B: TrainBackend>(&self, model: &Net<B>, x: &Tensor<B, 4>) -> Tensor<B, 2> {
         let out = model.forward(x.clone(), BnMode::TrainNoStats);
         log_softmax(self.scores(out.logits, out.projections), 1)
     }
 }
 
-impl<B: AutodiffBackend> Stage<B> for IamD {
+impl<B: TrainBackend> Stage<B> for IamD {
     fn kind(&self) -> &'static str {
         "iam-d"
     }

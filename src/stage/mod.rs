@@ -14,14 +14,15 @@ pub use iam_d::{IamD, IamSource, ProjectionDistribution};
 pub use ntxent::{l2_normalize, ntxent_logits, ntxent_loss, NtXent};
 pub use supervised::Supervised;
 
-use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 
+use crate::backend::TrainBackend;
 use crate::model::Net;
 use crate::step::{Forward, StepBatch, ViewKey};
 
 /// What a stage may read while computing its loss.
-pub struct StageContext<'a, B: AutodiffBackend> {
+pub struct StageContext<'a, B: TrainBackend> {
     /// The step's clean forward (at the parameters being differentiated).
     pub forward: &'a Forward<B>,
     /// The images and labels of the step.
@@ -49,7 +50,7 @@ pub struct Targets<B: Backend> {
 
 /// A named scalar a stage reports (detached; read on the host only when logged).
 #[derive(Debug, Clone)]
-pub struct Metric<B: AutodiffBackend> {
+pub struct Metric<B: TrainBackend> {
     /// Name, without the stage prefix (e.g. `mask_rate`).
     pub name: &'static str,
     /// One-element value.
@@ -58,7 +59,7 @@ pub struct Metric<B: AutodiffBackend> {
 
 /// A stage's contribution to the step.
 #[derive(Debug, Clone)]
-pub struct StageOutput<B: AutodiffBackend> {
+pub struct StageOutput<B: TrainBackend> {
     /// The unweighted loss (a one-element tensor that carries gradient).
     pub loss: Tensor<B, 1>,
     /// Extra named metrics.
@@ -67,7 +68,7 @@ pub struct StageOutput<B: AutodiffBackend> {
     pub targets: Option<Targets<B>>,
 }
 
-impl<B: AutodiffBackend> StageOutput<B> {
+impl<B: TrainBackend> StageOutput<B> {
     /// An output without model-derived targets.
     pub fn new(loss: Tensor<B, 1>, metrics: Vec<Metric<B>>) -> Self {
         Self { loss, metrics, targets: None }
@@ -75,7 +76,7 @@ impl<B: AutodiffBackend> StageOutput<B> {
 }
 
 /// One term of the training objective.
-pub trait Stage<B: AutodiffBackend>: Send + Sync {
+pub trait Stage<B: TrainBackend>: Send + Sync {
     /// The stage's kind as recipes name it (e.g. `supervised`, `iam-d`).
     fn kind(&self) -> &'static str;
     /// The views of the step this stage reads from the clean forward.
@@ -85,7 +86,7 @@ pub trait Stage<B: AutodiffBackend>: Send + Sync {
 }
 
 /// A stage with its weight in the sum.
-pub struct Weighted<B: AutodiffBackend> {
+pub struct Weighted<B: TrainBackend> {
     /// Multiplies the stage's loss.
     pub weight: f64,
     /// The stage.

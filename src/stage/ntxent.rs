@@ -1,9 +1,10 @@
 //! `ntxent`: SimCLR's normalised-temperature cross-entropy between two views of each image (SPEC §2).
 
-use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 
 use super::{cross_entropy, Metric, Stage, StageContext, StageOutput};
+use crate::backend::TrainBackend;
 use crate::step::ViewKey;
 
 /// NT-Xent over the projections of two views: each of the 2N rows must pick its partner among the 2N − 1 others.
@@ -60,7 +61,7 @@ pub fn ntxent_loss<B: Backend>(z1: Tensor<B, 2>, z2: Tensor<B, 2>, temperature: 
     cross_entropy(logits, targets, 0.0)
 }
 
-impl<B: AutodiffBackend> Stage<B> for NtXent {
+impl<B: TrainBackend> Stage<B> for NtXent {
     fn kind(&self) -> &'static str {
         "ntxent"
     }

@@ -3,8 +3,8 @@
 use burnish_augment::View;
 
 use super::{cross_entropy, Metric, Stage, StageContext, StageOutput};
+use crate::backend::TrainBackend;
 use crate::step::{Stream, ViewKey};
-use burn::tensor::backend::AutodiffBackend;
 
 /// Cross-entropy `CE(f(x_l), y)` on the labelled stream's view.
 #[derive(Debug, Clone)]
@@ -21,7 +21,7 @@ impl Default for Supervised {
     }
 }
 
-impl<B: AutodiffBackend> Stage<B> for Supervised {
+impl<B: TrainBackend> Stage<B> for Supervised {
     fn kind(&self) -> &'static str {
         "supervised"
     }

@@ -5,6 +5,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
 use super::batch::{StepBatch, ViewKey};
+use crate::kernels::Kernels;
 use crate::model::{BnMode, Net, NetOutput};
 
 /// Outputs of one forward over several views, addressable per view.
@@ -17,7 +18,7 @@ pub struct Forward<B: Backend> {
     segments: Vec<(ViewKey, usize, usize)>,
 }
 
-impl<B: Backend> Forward<B> {
+impl<B: Kernels> Forward<B> {
     /// Runs `model` once over the concatenation of `keys` (in that order) from `batch`.
     pub fn run(model: &Net<B>, batch: &StepBatch<B>, keys: &[ViewKey], mode: BnMode) -> Result<Self, String> {
         let mut parts = Vec::with_capacity(keys.len());

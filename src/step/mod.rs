@@ -7,21 +7,21 @@ mod forward;
 pub use batch::{StepBatch, Stream, ViewKey};
 pub use forward::Forward;
 
-use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::Tensor;
 
+use crate::backend::TrainBackend;
 use crate::model::{BnMode, Net};
 use crate::seed::derive_seed;
 use crate::stage::{StageContext, Targets, Weighted};
 
 /// The weighted stages of a recipe: the training objective.
-pub struct Objective<B: AutodiffBackend> {
+pub struct Objective<B: TrainBackend> {
     /// Stages in recipe order.
     pub stages: Vec<Weighted<B>>,
 }
 
 /// The objective evaluated once: its loss, the forward it came from, its metrics and the stages' targets.
-pub struct Evaluation<B: AutodiffBackend> {
+pub struct Evaluation<B: TrainBackend> {
     /// Σ weight · stage loss (carries gradient).
     pub total: Tensor<B, 1>,
     /// The clean forward the stages read.
@@ -32,14 +32,14 @@ pub struct Evaluation<B: AutodiffBackend> {
     pub targets: Vec<(usize, Targets<B>)>,
 }
 
-impl<B: AutodiffBackend> Evaluation<B> {
+impl<B: TrainBackend> Evaluation<B> {
     /// The targets stage `index` derived, if any.
     pub fn targets_of(&self, index: usize) -> Option<&Targets<B>> {
         self.targets.iter().find(|(i, _)| *i == index).map(|(_, t)| t)
     }
 }
 
-impl<B: AutodiffBackend> Objective<B> {
+impl<B: TrainBackend> Objective<B> {
     /// Every view some stage reads, each once, in first-use order (so labelled views come first).
     pub fn views(&self) -> Vec<ViewKey> {
         self.views_of(&self.all())

@@ -2,9 +2,9 @@
 
 use burn::module::{AutodiffModule, Module, ModuleMapper, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
-use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::Tensor;
 
+use crate::backend::TrainBackend;
 use crate::params::Inner;
 
 /// The EMA of a model's trainable parameters, kept on the inner backend.
@@ -16,26 +16,26 @@ pub struct Ema {
 
 impl Ema {
     /// Starts the average at the model's current parameters.
-    pub fn new<B: AutodiffBackend, M: AutodiffModule<B>>(model: &M, decay: f64) -> Self {
+    pub fn new<B: TrainBackend, M: AutodiffModule<B>>(model: &M, decay: f64) -> Self {
         let mut ema = Self { decay, values: GradientsParams::new() };
         ema.blend::<B, M>(model, 0.0, false);
         ema
     }
 
     /// One EMA step after an optimiser step.
-    pub fn update<B: AutodiffBackend, M: AutodiffModule<B>>(&mut self, model: &M) {
+    pub fn update<B: TrainBackend, M: AutodiffModule<B>>(&mut self, model: &M) {
         self.blend::<B, M>(model, self.decay, false);
     }
 
     /// Blends `model`'s parameters in; with `known_only`, only those the average already tracks (a model read from
     /// a checkpoint has no gradient flags to tell parameters from buffers).
-    fn blend<B: AutodiffBackend, M: AutodiffModule<B>>(&mut self, model: &M, decay: f64, known_only: bool) {
+    fn blend<B: TrainBackend, M: AutodiffModule<B>>(&mut self, model: &M, decay: f64, known_only: bool) {
         struct Blend<'a> {
             decay: f64,
             known_only: bool,
             values: &'a mut GradientsParams,
         }
-        impl<B: AutodiffBackend> ModuleVisitor<B> for Blend<'_> {
+        impl<B: TrainBackend> ModuleVisitor<B> for Blend<'_> {
             fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
                 // Buffers (BatchNorm running statistics) are copied from the live model, not averaged.
                 let tracked = self.values.get::<Inner<B>, D>(param.id).is_some();
@@ -54,7 +54,7 @@ impl Ema {
     }
 
     /// The model for evaluation: the EMA parameters with the live model's buffers (running statistics).
-    pub fn model<B: AutodiffBackend, M: AutodiffModule<B>>(&self, model: &M) -> M::InnerModule {
+    pub fn model<B: TrainBackend, M: AutodiffModule<B>>(&self, model: &M) -> M::InnerModule {
         struct Swap<'a>(&'a GradientsParams);
         impl<B: burn::tensor::backend::Backend> ModuleMapper<B> for Swap<'_> {
             fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
@@ -71,7 +71,7 @@ impl Ema {
     }
 
     /// Restarts the average from the parameters of `saved` (an EMA model read from a checkpoint).
-    pub fn load<B: AutodiffBackend, M: AutodiffModule<B>>(&mut self, saved: &M) {
+    pub fn load<B: TrainBackend, M: AutodiffModule<B>>(&mut self, saved: &M) {
         self.blend::<B, M>(saved, 0.0, true);
     }
 }

@@ -4,6 +4,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 
 use crate::data::{DataError, Split};
+use crate::kernels::Kernels;
 use crate::model::{BnMode, Net};
 use crate::pipeline::Normalize;
 
@@ -49,7 +50,7 @@ pub fn load_images<B: Backend>(
 }
 
 /// Top-1 accuracy of `model` (eval mode) on `indices` of `split` (all of it when `None`), `batch` images at a time.
-pub fn accuracy<B: Backend>(
+pub fn accuracy<B: Kernels>(
     model: &Net<B>,
     split: &Split,
     indices: Option<&[usize]>,

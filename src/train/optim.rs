@@ -9,9 +9,9 @@ use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamW, AdamWConfig, GradientsParams, Optimizer, Sgd, SgdConfig};
 use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
-use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::Tensor;
 
+use crate::backend::TrainBackend;
 use crate::params::{map_vector, Inner};
 
 /// Which optimiser and its hyper-parameters.
@@ -49,13 +49,13 @@ impl Default for OptimizerSpec {
     }
 }
 
-enum Kind<B: AutodiffBackend, M: AutodiffModule<B>> {
+enum Kind<B: TrainBackend, M: AutodiffModule<B>> {
     Sgd(OptimizerAdaptor<Sgd<Inner<B>>, M, B>),
     AdamW(OptimizerAdaptor<AdamW, M, B>),
 }
 
 /// The state of an [`Optim`] at one moment (see [`Optim::snapshot`]).
-pub enum OptimSnapshot<B: AutodiffBackend, M: AutodiffModule<B>> {
+pub enum OptimSnapshot<B: TrainBackend, M: AutodiffModule<B>> {
     /// SGD's momentum buffers.
     Sgd(<OptimizerAdaptor<Sgd<Inner<B>>, M, B> as Optimizer<M, B>>::Record),
     /// AdamW's moment estimates.
@@ -63,14 +63,14 @@ pub enum OptimSnapshot<B: AutodiffBackend, M: AutodiffModule<B>> {
 }
 
 /// A configured optimiser for model type `M`.
-pub struct Optim<B: AutodiffBackend, M: AutodiffModule<B>> {
+pub struct Optim<B: TrainBackend, M: AutodiffModule<B>> {
     spec: OptimizerSpec,
     inner: Kind<B, M>,
 }
 
 type Bytes = BinBytesRecorder<FullPrecisionSettings>;
 
-impl<B: AutodiffBackend, M: AutodiffModule<B>> Optim<B, M> {
+impl<B: TrainBackend, M: AutodiffModule<B>> Optim<B, M> {
     /// Builds the optimiser `spec` describes.
     pub fn new(spec: OptimizerSpec) -> Self {
         let inner = match &spec {
@@ -161,12 +161,12 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> Optim<B, M> {
 }
 
 /// `θ ← θ · factor` on decayed parameters (weights, and biases/norms when `all`), keeping them trainable leaves.
-fn decay<B: AutodiffBackend, M: AutodiffModule<B>>(model: M, factor: f64, all: bool) -> M {
+fn decay<B: TrainBackend, M: AutodiffModule<B>>(model: M, factor: f64, all: bool) -> M {
     struct Decay {
         factor: f64,
         all: bool,
     }
-    impl<B: AutodiffBackend> ModuleMapper<B> for Decay {
+    impl<B: TrainBackend> ModuleMapper<B> for Decay {
         fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
             if !(param.is_require_grad() && (D > 1 || self.all)) {
                 return param;

@@ -10,9 +10,9 @@ pub use perturbation::{asam_perturbation, sam_perturbation};
 use burn::module::AutodiffModule;
 use burn::optim::GradientsParams;
 use burn::tensor::activation::{log_softmax, softmax};
-use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::Tensor;
 
+use crate::backend::TrainBackend;
 use crate::iam::{inconsistency_at, kl_batchmean, worst_case_delta, Inconsistency};
 use crate::model::{BnMode, Net};
 use crate::params::{fresh_leaf_copy, map_vector, swap_term};
@@ -70,7 +70,7 @@ pub struct UpdateRule {
 }
 
 /// The gradient to apply and the metrics of the clean evaluation.
-pub struct RuleOutput<B: AutodiffBackend> {
+pub struct RuleOutput<B: TrainBackend> {
     /// Gradients keyed by the model's parameter ids.
     pub grads: GradientsParams,
     /// Metrics of the objective at θ (plus `s_rho` for IAM-S).
@@ -87,7 +87,7 @@ impl UpdateRule {
 
     /// Computes the gradient this rule applies for `batch`; the model's running statistics are updated by the
     /// clean pass(es) only.
-    pub fn gradients<B: AutodiffBackend>(
+    pub fn gradients<B: TrainBackend>(
         &self,
         model: &Net<B>,
         batch: &StepBatch<B>,
@@ -111,7 +111,7 @@ impl UpdateRule {
         Ok(average(model, outputs))
     }
 
-    fn single<B: AutodiffBackend>(
+    fn single<B: TrainBackend>(
         &self,
         model: &Net<B>,
         batch: &StepBatch<B>,
@@ -186,7 +186,7 @@ impl UpdateRule {
 }
 
 /// Averages the chunks' gradients (m-sharpness) and concatenates their metrics' means.
-fn average<B: AutodiffBackend>(model: &Net<B>, outputs: Vec<RuleOutput<B>>) -> RuleOutput<B> {
+fn average<B: TrainBackend>(model: &Net<B>, outputs: Vec<RuleOutput<B>>) -> RuleOutput<B> {
     let n = outputs.len() as f64;
     let mut iter = outputs.into_iter();
     let first = iter.next().expect("at least one chunk");

@@ -2,12 +2,12 @@
 
 use burn::module::AutodiffModule;
 use burn::optim::GradientsParams;
-use burn::tensor::backend::AutodiffBackend;
 
+use crate::backend::TrainBackend;
 use crate::params::{global_norm, map_vector, scale_to_radius};
 
 /// SAM: `ε = ρ g / ‖g‖` (global norm).
-pub fn sam_perturbation<B: AutodiffBackend, M: AutodiffModule<B>>(
+pub fn sam_perturbation<B: TrainBackend, M: AutodiffModule<B>>(
     model: &M,
     g: &GradientsParams,
     rho: f64,
@@ -17,7 +17,7 @@ pub fn sam_perturbation<B: AutodiffBackend, M: AutodiffModule<B>>(
 
 /// ASAM: `ε = ρ T² g / ‖T g‖` with `T = |w| + η` on every weight (convolution and linear weights and BatchNorm γ)
 /// and `T = 1` on biases and BatchNorm β, so that `‖T⁻¹ ε‖ = ρ`.
-pub fn asam_perturbation<B: AutodiffBackend, M: AutodiffModule<B>>(
+pub fn asam_perturbation<B: TrainBackend, M: AutodiffModule<B>>(
     model: &M,
     g: &GradientsParams,
     rho: f64,

@@ -280,10 +280,13 @@ pub const BN_SHAPES_4D: [[usize; 4]; 4] = [[1, 3, 5, 7], [4, 17, 6, 9], [3, 33, 
 /// Every activation the kernels fuse.
 pub const ACTIVATIONS: [Activation; 3] = [Activation::None, Activation::Relu, Activation::LeakyRelu(0.1)];
 
+/// One convolution case: input shape, weight shape, stride, padding.
+pub type ConvCase = ([usize; 4], [usize; 4], [usize; 2], [usize; 2]);
+
 /// Convolution cases `(x, w, stride, padding)`: batch 1, odd channels, H ≠ W, stride 2, padding 0 and 1, 1×1 and
 /// 3×3 (and 3×2) kernels; batches that fill several images per gemm unit, with a ragged last unit; and batches
 /// with more units than the weight gradient has partial sums (units are summed within a task, then across).
-pub const CONV_CASES: [([usize; 4], [usize; 4], [usize; 2], [usize; 2]); 11] = [
+pub const CONV_CASES: [ConvCase; 11] = [
     ([1, 3, 7, 5], [4, 3, 3, 3], [1, 1], [1, 1]),
     ([2, 5, 9, 6], [7, 5, 3, 3], [2, 2], [1, 1]),
     ([2, 3, 6, 5], [4, 3, 3, 3], [1, 1], [0, 0]),
