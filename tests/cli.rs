@@ -52,11 +52,16 @@ fn train_writes_a_complete_run_folder() {
     };
     assert!(last.starts_with("s_rho_mean="), "{last}");
     assert!(field("s_rho_mean=") > 0.0 && field("s_rho_std=") >= 0.0, "{last}");
-    // `bench` times steps with and without the pipeline; the last line is the reused-batch median.
-    let b = burnish(&["bench", "r.toml", "--steps", "2", "--warmup", "0"], tmp.path());
+    // `bench` times steps with and without the pipeline; the last line is the reused-batch median. `--threads`
+    // sizes the tensor-math pool whatever RAYON_NUM_THREADS says, and 0 is refused by name.
+    let b = burnish(&["bench", "r.toml", "--steps", "2", "--warmup", "0", "--threads", "3"], tmp.path());
     assert!(b.status.success(), "{}", text(&b));
-    let last = String::from_utf8_lossy(&b.stdout).lines().last().expect("output").to_string();
+    let stdout = String::from_utf8_lossy(&b.stdout).to_string();
+    assert!(stdout.lines().next().is_some_and(|l| l.ends_with(" threads=3")), "{stdout}");
+    let last = stdout.lines().last().expect("output").to_string();
     assert!(last.starts_with("step_ms_median=") && last.contains(" peak_rss_mib="), "{last}");
+    let zero = burnish(&["--threads", "0", "bench", "r.toml", "--steps", "1"], tmp.path());
+    assert!(!zero.status.success() && text(&zero).contains("--threads must be at least 1"), "{}", text(&zero));
     // The resolved recipe in the folder is accepted by `check` and equals the input's resolution.
     let check = burnish(&["check", "r.toml"], tmp.path());
     assert!(check.status.success());

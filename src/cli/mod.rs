@@ -24,6 +24,10 @@ use crate::recipe::Recipe;
 #[derive(Debug, Parser)]
 #[command(name = "burnish", version, about, long_about = None)]
 pub struct Cli {
+    /// Threads for tensor math (rayon's pool; default: RAYON_NUM_THREADS, else one per core). To run seeds side
+    /// by side on a small machine, give each run `--threads 1` (README, "Training steps").
+    #[arg(long, global = true, value_name = "N")]
+    pub threads: Option<usize>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -80,7 +84,8 @@ pub enum Command {
 /// error, 4 for a diverged run (see `burnish train --help`).
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run_command(cli.command) {
+    let ran = set_threads(cli.threads).and_then(|()| run_command(cli.command));
+    match ran {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -91,6 +96,16 @@ pub fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Sizes rayon's global pool, which flex and the kernels run on; it must happen before any tensor op.
+fn set_threads(threads: Option<usize>) -> Result<()> {
+    let Some(n) = threads else { return Ok(()) };
+    anyhow::ensure!(n >= 1, "--threads must be at least 1 (got {n})");
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global()
+        .map_err(|e| anyhow::anyhow!("--threads {n}: cannot size the thread pool: {e}"))
 }
 
 fn run_command(command: Command) -> Result<ExitCode> {
