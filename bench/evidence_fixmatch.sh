@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Issue 5 evidence: EMA test error, 3 seeds (each its own labelled split), for the five shipped fashion-mnist
-# recipes (25 labels per class), optionally shortened to STEPS steps (with EMA decay DECAY). Prints a markdown table.
+# Fashion-MNIST evidence: EMA test error of the five shipped fashion-mnist recipes (25 labels per class), 5 seeds for
+# the two FixMatch recipes and 3 for the others (each seed its own labelled split, the same split for every recipe),
+# optionally shortened to STEPS steps (with EMA decay DECAY). Prints a markdown table, then the paired differences by
+# seed with their paired t statistic.
 # Usage: bash bench/evidence_fixmatch.sh
 #   (STEPS=<recipe's> DECAY=<recipe's> JOBS=2 THREADS=1 OUT=runs/evidence-fixmatch-<STEPS or full>
-#    BURNISH=target/release/burnish; THREADS is the rayon threads of each run)
-# The README's Fashion-MNIST table:
-#   STEPS=500 DECAY=0.99 bash bench/evidence_fixmatch.sh
+#    FIXMATCH_SEEDS=5 SEEDS=3 BURNISH=target/release/burnish; THREADS is the rayon threads of each run)
+# The README's Fashion-MNIST table (the recipes' full length):
+#   bash bench/evidence_fixmatch.sh
 # The synthetic quick-start comparison (README "Quick start, measured"):
 #   RECIPE_DIR=recipes RECIPES="quickstart-supervised quickstart-fixmatch quickstart" STEPS=400 bash bench/evidence_fixmatch.sh
 #
@@ -34,11 +36,24 @@ run_one() {
   dir=$(find "$home" -mindepth 1 -maxdepth 1 -type d 2>/dev/null | head -n 1 || true)
   if [ -n "$dir" ] && [ -n "$(ls "$dir/checkpoints" 2>/dev/null)" ]; then
     resume=(--resume "$dir")
+    rm -f "$dir/summary.json"  # a stale one from an earlier invocation must not be counted again
   else
     rm -rf "$home"
   fi
-  RAYON_NUM_THREADS=${THREADS:-1} "$B" train "$RECIPE_DIR/$r.toml" --quiet --runs-dir "$home" "${set[@]}" "${resume[@]}" >> "$log"
+  local rc=0
+  RAYON_NUM_THREADS=${THREADS:-1} "$B" train "$RECIPE_DIR/$r.toml" --quiet --runs-dir "$home" "${set[@]}" "${resume[@]}" \
+    >> "$log" 2>&1 || rc=$?
+  case $rc in
+    0) ;;
+    # SIGINT / SIGTERM: the run wrote a checkpoint (and, unless signalled twice, its summary) and stopped.
+    130 | 143) ;;
+    *) echo "$r seed $seed failed with exit code $rc (see $log)" >&2; return "$rc" ;;
+  esac
   dir=$(find "$home" -mindepth 1 -maxdepth 1 -type d | head -n 1)
+  if [ ! -f "$dir/summary.json" ]; then
+    echo "$r seed $seed stopped; run the script again to resume it" >&2
+    return 0
+  fi
   # One read of summary.json: wall_s counts one invocation, so a resumed run's time is the sum over its invocations;
   # an interrupted run (exit 3) adds its time and no row.
   local row status=0
@@ -59,9 +74,13 @@ print(r, seed, s["test_acc_ema"], s["test_acc"], round(sum(map(float, open(walls
 }
 export -f run_one
 
+seeds_of() { case $1 in fixmatch*) echo "${FIXMATCH_SEEDS:-5}" ;; *) echo "${SEEDS:-3}" ;; esac; }
+# Seed by seed, each recipe of a seed next to the others, so that a session that ends early leaves complete pairs.
 todo=()
-for r in $(printf '%s\n' $RECIPES | tac); do
-  for seed in 0 1 2; do
+max=$(for r in $RECIPES; do seeds_of "$r"; done | sort -n | tail -n 1)
+for ((seed = 0; seed < max; seed++)); do
+  for r in $(printf '%s\n' $RECIPES | tac); do
+    [ "$seed" -lt "$(seeds_of "$r")" ] || continue
     grep -q "^$r	$seed	" "$OUT/results.tsv" || todo+=("$r" "$seed")
   done
 done
@@ -80,5 +99,23 @@ for name in sys.argv[2:]:
         continue
     ema = [100 * (1 - float(x[2])) for x in r]; raw = [100 * (1 - float(x[3])) for x in r]
     sd = lambda v: st.stdev(v) if len(v) > 1 else 0.0
-    print(f"| {name} | {st.mean(ema):.2f} ± {sd(ema):.2f} | {st.mean(raw):.2f} ± {sd(raw):.2f} | {st.mean([float(x[4]) for x in r]):.0f} |")
+    print(f"| {name} ({len(r)} seeds) | {st.mean(ema):.2f} ± {sd(ema):.2f} | {st.mean(raw):.2f} ± {sd(raw):.2f} | {st.mean([float(x[4]) for x in r]):.0f} |")
+# Paired by seed: the same seed draws the same labelled images for every recipe, so the split's own difficulty cancels.
+pairs = [("fixmatch-iam", "fixmatch"), ("supervised-iam", "supervised"), ("supervised-iam", "supervised-sam"),
+         ("supervised-sam", "supervised")]
+err = {(x[0], x[1]): 100 * (1 - float(x[2])) for x in rows}
+print()
+print("| A − B (EMA test error, points) | seeds | differences by seed | mean ± std | paired t (df) |")
+print("|---|---|---|---|---|")
+for a, b in pairs:
+    if a not in sys.argv[2:] or b not in sys.argv[2:]:
+        continue
+    seeds = sorted({s for (r, s) in err if r == a} & {s for (r, s) in err if r == b}, key=int)
+    d = [err[(a, s)] - err[(b, s)] for s in seeds]
+    if len(d) < 2:
+        continue
+    m, sdv = st.mean(d), st.stdev(d)
+    t = m / (sdv / len(d) ** 0.5) if sdv > 0 else float("inf")
+    by_seed = ", ".join(f"{x:+.2f}" for x in d)
+    print(f"| {a} − {b} | {len(d)} | {by_seed} | {m:+.2f} ± {sdv:.2f} | {t:+.2f} ({len(d) - 1}) |")
 PY

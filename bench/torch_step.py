@@ -140,7 +140,8 @@ def iam_d_term(model, x, p, rho, sigma):
         delta = [torch.randn_like(q) * sigma / math.sqrt(n) for q in params]
         shifted = {name: (q.detach() + d).requires_grad_() for name, q, d in zip(names, params, delta)}
         ascent = kl_batchmean(p.detach(), F.log_softmax(functional_call(model, shifted, (x,)), 1))
-        g = torch.autograd.grad(ascent, list(shifted.values()))
+        g = torch.autograd.grad(ascent, list(shifted.values()), allow_unused=True)
+        g = [torch.zeros_like(q) if gi is None else gi for q, gi in zip(params, g)]
         norm = global_norm(g)
         perturbed = {name: q + rho * gi / norm for name, q, gi in zip(names, params, g)}
         return kl_batchmean(p, F.log_softmax(functional_call(model, perturbed, (x,)), 1))
@@ -156,7 +157,8 @@ def step(kind, model, opt, batch, rho, sigma):
             loss = loss + iam_d_term(model, x, F.softmax(logits, 1), rho, sigma)
         loss.backward()
         if kind == "sam":
-            params = [q for q in model.parameters()]
+            # A parameter outside the graph (wrn's unused bn1 in width-changing blocks) has no gradient and no ε.
+            params = [q for q in model.parameters() if q.grad is not None]
             norm = global_norm([q.grad for q in params])
             eps = [rho * q.grad / norm for q in params]
             with torch.no_grad():
