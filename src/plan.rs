@@ -168,7 +168,11 @@ pub fn objective<B: TrainBackend>(recipe: &Recipe) -> Result<Objective<B>, Strin
                         },
                     },
                 };
-                Box::new(IamD { inconsistency: Inconsistency { rho: s.rho, sigma: s.sigma, steps: s.steps }, source })
+                Box::new(IamD {
+                    inconsistency: Inconsistency { rho: s.rho, sigma: s.sigma, steps: s.steps },
+                    source,
+                    ascent_fraction: s.ascent_fraction,
+                })
             }
             other => return Err(format!("stage.{i}: the `{}` stage is not available yet", other.kind())),
         };

@@ -11,7 +11,7 @@ use burnish::iam::{kl_batchmean, measure_classifier, Inconsistency};
 use burnish::model::BnMode;
 use burnish::pipeline::{Batch, Pipeline};
 use burnish::plan;
-use burnish::recipe::Recipe;
+use burnish::recipe::{Recipe, StageSpec};
 use burnish::step::{Forward, StepBatch};
 use burnish::train::Trainer;
 
@@ -167,6 +167,85 @@ fn iam_d_inconsistency_vanishes_as_rho_goes_to_zero_in_every_recipe_shape() {
             assert!(s.abs() < VANISHING, "{what}, step {i}: iam-d/s_rho = {s:e} at rho = 1e-9");
         }
     }
+}
+
+/// The recipe with every iam-d stage's `ascent_fraction` set to `f`.
+fn with_ascent_fraction(mut r: Recipe, f: f64) -> Recipe {
+    for s in &mut r.stages {
+        if let StageSpec::IamD(d) = s {
+            d.ascent_fraction = f;
+        }
+    }
+    r
+}
+
+#[test]
+fn a_sub_batch_ascent_still_vanishes_as_rho_goes_to_zero_in_every_recipe_shape() {
+    for (what, text, overrides) in shapes() {
+        let r = with_ascent_fraction(recipe(text, &overrides), 0.3);
+        let (mut t, data) = trainer(&r);
+        for (i, b) in batches(&r, &data, 2).iter().enumerate() {
+            let s = metric(&t.train_step(b).expect("a step"), "iam-d/s_rho");
+            assert!(s.abs() < VANISHING, "{what}, ascent_fraction 0.3, step {i}: iam-d/s_rho = {s:e} at rho = 1e-9");
+        }
+    }
+}
+
+#[test]
+fn ascent_rows_pick_a_seeded_share_of_the_images_and_keep_pairs_together() {
+    use burnish::stage::ascent_rows;
+    for (n, f, want) in [(10, 0.25, 3), (10, 1.0, 10), (7, 0.01, 1), (64, 0.5, 32)] {
+        let rows = ascent_rows(n, false, f, 5);
+        assert_eq!(rows.len(), want, "n {n}, f {f}");
+        assert!(rows.windows(2).all(|w| w[0] < w[1]) && rows.iter().all(|&r| r < n), "distinct, sorted: {rows:?}");
+        assert_eq!(rows, ascent_rows(n, false, f, 5), "the same seed picks the same rows");
+    }
+    assert_ne!(ascent_rows(64, false, 0.25, 1), ascent_rows(64, false, 0.25, 2), "another seed, other rows");
+    // SimCLR's two views of image i are rows i and i + n/2: a pair is taken or left whole.
+    let rows = ascent_rows(20, true, 0.3, 9);
+    let (first, second) = rows.split_at(rows.len() / 2);
+    assert_eq!(first.len(), 3);
+    assert!(first.iter().zip(second).all(|(a, b)| b == &(a + 10)), "{rows:?}");
+}
+
+#[test]
+fn a_sub_batch_ascent_depends_on_its_own_images_only() {
+    use burnish::iam::Inconsistency;
+    use burnish::model::{Arch, NetConfig};
+    use burnish::params::{add, global_norm, map_vector};
+    use burnish::stage::{ascent_rows, IamD, IamSource};
+    use burnish::step::{Stream, ViewKey};
+    use burnish_augment::View;
+
+    let dev = Default::default();
+    let model = NetConfig::new(Arch::CnnSmall, 1, 10).expect("valid net").init::<AD>(&dev);
+    let x1 = Tensor::<AD, 4>::random([12, 1, 12, 12], burn::tensor::Distribution::Normal(0.0, 1.0), &dev);
+    let (f, seed) = (0.25, 77);
+    let chosen = ascent_rows(12, false, f, seed);
+    // x2: every image the ascent does not use replaced.
+    let other = Tensor::<AD, 4>::random([12, 1, 12, 12], burn::tensor::Distribution::Normal(3.0, 2.0), &dev);
+    let keep: Vec<f32> = (0..12).map(|i| if chosen.contains(&i) { 1.0 } else { 0.0 }).collect();
+    let keep = Tensor::<AD, 1>::from_floats(keep.as_slice(), &dev).reshape([12, 1, 1, 1]);
+    let x2 = x1.clone() * keep.clone() + other * (keep.neg() + 1.0);
+    let stage = |fraction| IamD {
+        inconsistency: Inconsistency { rho: 0.05, sigma: 1e-3, steps: 2 },
+        source: IamSource::Batch(vec![ViewKey::new(Stream::Labeled, View::Weak)]),
+        ascent_fraction: fraction,
+    };
+    let p = |x: &Tensor<AD, 4>| softmax(model.forward(x.clone(), BnMode::TrainNoStats).logits, 1);
+    let distance = |fraction: f64| {
+        let s = stage(fraction);
+        let d1 = s.delta_star(&model, &x1, p(&x1), seed);
+        let d2 = s.delta_star(&model, &x2, p(&x2), seed);
+        let minus_d2 = map_vector(&model, &d2, |mut e| {
+            e.flat = e.flat.neg();
+            e
+        });
+        global_norm(&model, &add(&model, &d1, &minus_d2)).into_scalar()
+    };
+    assert_eq!(distance(f), 0.0, "δ* of a sub-batch ascent reads its own images only, BatchNorm included");
+    // The full estimate reads every image, so the same change moves δ* (the check above can fail).
+    assert!(distance(1.0) > 1e-3, "the full ascent must see the other images");
 }
 
 #[test]

@@ -182,6 +182,13 @@ fn cases() -> Vec<Case> {
         ),
         case("rho 0", edit(22, "rho = 0.0"), Kind::Invalid, at(22, 1, "stage.2.rho"), "must be > 0, got 0"),
         case(
+            "ascent_fraction above 1",
+            edit(22, "ascent_fraction = 1.5"),
+            Kind::Invalid,
+            at(22, 1, "stage.2.ascent_fraction"),
+            "must be in (0, 1], got 1.5",
+        ),
+        case(
             "projection source without a head",
             edit(22, r#"source = "projection""#),
             Kind::Invalid,

@@ -83,7 +83,8 @@ fn defaults_are_filled_in() {
                 sigma: 1e-3,
                 steps: 1,
                 source: IamDSource::Batch,
-                distribution: IamDDistribution::Ntxent
+                distribution: IamDDistribution::Ntxent,
+                ascent_fraction: 1.0
             }),
         ]
     );

@@ -205,6 +205,7 @@ fn iam_d_gradient_flows_through_both_branches_with_the_fixmatch_layout() {
             ViewKey::new(Stream::Labeled, View::Weak),
             ViewKey::new(Stream::Unlabeled, View::Weak),
         ]),
+        ascent_fraction: 1.0,
     };
     let mut objective = fixmatch_objective();
     objective.stages.push(Weighted { weight: 2.0, stage: Box::new(iam_d) });

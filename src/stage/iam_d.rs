@@ -5,10 +5,13 @@
 //! perturbed pass (forward at θ + sg(δ*), back-propagated with the task loss). The clean branch reuses the step's
 //! forward when that forward held exactly x (supervised, SimCLR); when it also held other images (FixMatch's
 //! strong views) a third pass runs over x alone. Either way the KL's gradient rides on the task loss's backward.
+//! With `ascent_fraction` f < 1 the ascent pass covers ⌈f·n⌉ of the n images, plus a forward over them for its own
+//! clean side.
 
+use burn::optim::GradientsParams;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
-use burn::tensor::Tensor;
+use burn::tensor::{Int, Tensor, TensorData};
 
 use super::{ntxent_logits, Metric, Stage, StageContext, StageOutput};
 use crate::backend::TrainBackend;
@@ -51,6 +54,26 @@ pub struct IamD {
     pub inconsistency: Inconsistency,
     /// The batch and distribution the KL is taken over.
     pub source: IamSource,
+    /// Share of the KL batch that Algorithm 1's ascent runs on, in (0, 1]; 1 is the paper's estimate.
+    pub ascent_fraction: f64,
+}
+
+/// Stream tag of the draw that picks a sub-batch ascent's images, apart from δ₀'s noise.
+const ASCENT_ROWS: u64 = 0x6173_6365_6e74;
+
+/// The rows of an `n`-row KL batch that a sub-batch ascent runs on: a seeded random ⌈f·u⌉ of its u units, in
+/// increasing order. A unit is one row, or with `pairs` (SimCLR's projection source, whose NT-Xent distribution
+/// needs both views of an image) the rows i and i + n/2; the rows of the first views come first.
+pub fn ascent_rows(n: usize, pairs: bool, fraction: f64, seed: u64) -> Vec<usize> {
+    let units = if pairs { n / 2 } else { n };
+    let m = ((fraction * units as f64).ceil() as usize).clamp(1.min(units), units);
+    let mut chosen = rand::seq::index::sample(&mut rng_for(&[seed, ASCENT_ROWS]), units, m).into_vec();
+    chosen.sort_unstable();
+    if pairs {
+        let second: Vec<usize> = chosen.iter().map(|i| i + units).collect();
+        chosen.extend(second);
+    }
+    chosen
 }
 
 impl IamD {
@@ -77,6 +100,31 @@ impl IamD {
                 }
             }
         }
+    }
+
+    /// δ* of Algorithm 1 for the KL batch `x`, whose clean distribution is `p`. With `ascent_fraction` < 1 the ascent
+    /// runs on the rows [`ascent_rows`] picks, and the clean side of that ascent is recomputed on those rows alone, so
+    /// that BatchNorm normalises the same images in its clean and perturbed passes (docs/iam.md, "A cheaper ascent").
+    pub fn delta_star<B: TrainBackend>(
+        &self,
+        model: &Net<B>,
+        x: &Tensor<B, 4>,
+        p: Tensor<B, 2>,
+        seed: u64,
+    ) -> GradientsParams {
+        let mut rng = rng_for(&[seed]);
+        if self.ascent_fraction >= 1.0 {
+            return worst_case_delta(model, p, |m| self.perturbed_log_probs(m, x), &self.inconsistency, &mut rng);
+        }
+        let pairs = matches!(self.source, IamSource::Projection { .. });
+        let rows: Vec<i64> =
+            ascent_rows(x.dims()[0], pairs, self.ascent_fraction, seed).into_iter().map(|r| r as i64).collect();
+        let count = rows.len();
+        let index = Tensor::<B, 1, Int>::from_data(TensorData::new(rows, [count]), &x.device());
+        let sub = x.clone().select(0, index);
+        let out = model.forward(sub.clone(), BnMode::TrainNoStats);
+        let p_sub = log_softmax(self.scores(out.logits, out.projections), 1).exp().detach();
+        worst_case_delta(model, p_sub, |m| self.perturbed_log_probs(m, &sub), &self.inconsistency, &mut rng)
     }
 
     /// Log-probabilities at `model` on `x`, normalising with batch statistics that are not stored.
@@ -109,9 +157,7 @@ impl<B: TrainBackend> Stage<B> for IamD {
         };
         // Tracked: the clean branch's gradient flows through p as well as through the perturbed branch.
         let p = log_softmax(clean, 1).exp();
-        let mut rng = rng_for(&[ctx.seed]);
-        let delta =
-            worst_case_delta(ctx.model, p.clone(), |m| self.perturbed_log_probs(m, &x), &self.inconsistency, &mut rng);
+        let delta = self.delta_star(ctx.model, &x, p.clone(), ctx.seed);
         let perturbed = linked_copy(ctx.model, &delta);
         let kl = kl_batchmean(p, self.perturbed_log_probs(&perturbed, &x));
         let s_rho = kl.clone().detach();

@@ -10,7 +10,7 @@ mod ntxent;
 mod supervised;
 
 pub use fixmatch::{FixMatch, FixMatchTerms, Normalization, PseudoLabels};
-pub use iam_d::{IamD, IamSource, ProjectionDistribution};
+pub use iam_d::{ascent_rows, IamD, IamSource, ProjectionDistribution};
 pub use ntxent::{l2_normalize, ntxent_logits, ntxent_loss, NtXent};
 pub use supervised::Supervised;
 

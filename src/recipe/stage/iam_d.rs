@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::recipe::check::{above, at_least, count_at_least, Check, Problem};
+use crate::recipe::check::{above, at_least, count_at_least, in_open_closed, Check, Problem};
 
 /// `[[stage]] kind = "iam-d"`: β · KL(p(x; θ) ‖ p(x; θ + sg(δ*))) (SPEC §2, §3).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,6 +26,11 @@ pub struct IamDSpec {
     /// With `source = "projection"`: how projections become a distribution.
     #[serde(default)]
     pub distribution: IamDDistribution,
+    /// Share of the KL batch Algorithm 1's ascent runs on, in (0, 1]. 1 (the default) is the paper's estimate; below
+    /// 1 a random ⌈f·n⌉ of the n images choose δ*, and the penalised KL still covers all n (docs/iam.md, "A cheaper
+    /// ascent").
+    #[serde(default = "default::ascent_fraction")]
+    pub ascent_fraction: f64,
 }
 
 /// The inputs and distribution whose inconsistency IAM-D penalises.
@@ -64,6 +69,9 @@ mod default {
     pub(super) fn steps() -> usize {
         1
     }
+    pub(super) fn ascent_fraction() -> f64 {
+        1.0
+    }
 }
 
 impl Default for IamDSpec {
@@ -75,6 +83,7 @@ impl Default for IamDSpec {
             steps: default::steps(),
             source: IamDSource::default(),
             distribution: IamDDistribution::default(),
+            ascent_fraction: default::ascent_fraction(),
         }
     }
 }
@@ -86,6 +95,7 @@ impl IamDSpec {
         above(&format!("{at}.rho"), self.rho, 0.0)?;
         at_least(&format!("{at}.sigma"), self.sigma, 0.0)?;
         count_at_least(&format!("{at}.steps"), self.steps, 1)?;
+        in_open_closed(&format!("{at}.ascent_fraction"), self.ascent_fraction, 0.0, 1.0)?;
         if self.source == IamDSource::Batch && self.distribution != IamDDistribution::default() {
             // A setting that would be silently ignored is more likely a mistake than an intention.
             return Err(Problem::new(
