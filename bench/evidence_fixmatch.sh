@@ -6,8 +6,9 @@
 # Usage: bash bench/evidence_fixmatch.sh
 #   (STEPS=<recipe's> DECAY=<recipe's> JOBS=2 THREADS=1 OUT=runs/evidence-fixmatch-<STEPS or full>
 #    FIXMATCH_SEEDS=5 SEEDS=3 BURNISH=target/release/burnish; THREADS is the rayon threads of each run)
-# The README's Fashion-MNIST table (the recipes' full length):
-#   bash bench/evidence_fixmatch.sh
+# The README's Fashion-MNIST table (the recipes' full length), continuing from the rows committed so far:
+#   mkdir -p runs/evidence-fixmatch-v2 && cp -n bench/evidence_fashion_mnist_v2_results.tsv runs/evidence-fixmatch-v2/results.tsv
+#   OUT=runs/evidence-fixmatch-v2 bash bench/evidence_fixmatch.sh
 # The synthetic quick-start comparison (README "Quick start, measured"):
 #   RECIPE_DIR=recipes RECIPES="quickstart-supervised quickstart-fixmatch quickstart" STEPS=400 bash bench/evidence_fixmatch.sh
 #
