@@ -28,7 +28,8 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Int, Tensor, TensorData};
 use burnish::kernels::{self, Activation};
 use burnish::model::{
-    Arch, Backbone, BatchNorm, BatchNormConfig, BnMode, CnnSmall, Net, NetConfig, WideBasicBlock, WideResNet,
+    global_avg_pool, Arch, Backbone, BatchNorm, BatchNormConfig, BnMode, CnnSmall, Net, NetConfig, WideBasicBlock,
+    WideResNet,
 };
 use rand::SeedableRng;
 
@@ -223,11 +224,6 @@ fn wrn_composed<B: Backend>(net: &WideResNet<B>, x: Tensor<B, 4>) -> Tensor<B, 2
         }
     }
     global_avg_pool(bn_composed(&net.bn1, x, Activation::LeakyRelu(net.leaky_slope)))
-}
-
-fn global_avg_pool<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 2> {
-    let [n, c, h, w] = x.dims();
-    x.reshape([n, c, h * w]).mean_dim(2).reshape([n, c])
 }
 
 /// Logits of `net` with its backbone run through Burn's composed ops (classifier unchanged), as before the kernels.

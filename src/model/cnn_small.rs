@@ -97,7 +97,7 @@ impl<B: Backend> ConvBn<B> {
 }
 
 /// Mean over the spatial positions: `[N, C, H, W]` → `[N, C]` (a reshape and a contiguous mean).
-pub(crate) fn global_avg_pool<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 2> {
+pub fn global_avg_pool<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 2> {
     let [n, c, h, w] = x.dims();
     x.reshape([n, c, h * w]).mean_dim(2).reshape([n, c])
 }

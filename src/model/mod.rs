@@ -17,7 +17,7 @@ mod wrn;
 
 pub use arch::{Arch, ArchError, VALID_NAMES};
 pub use batch_norm::{BatchNorm, BatchNormConfig, BnMode};
-pub use cnn_small::{CnnSmall, CnnSmallConfig, ConvBn};
+pub use cnn_small::{global_avg_pool, CnnSmall, CnnSmallConfig, ConvBn};
 pub use net::{Backbone, Net, NetConfig, NetConfigError, NetOutput};
 pub use params::{num_params, param_infos, param_values, ParamInfo, ParamKind};
 pub use projection::{ProjectionConfig, ProjectionHead};

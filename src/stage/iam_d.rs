@@ -8,6 +8,7 @@
 //! With `ascent_fraction` f < 1 the ascent pass covers ⌈f·n⌉ of the n images, plus a forward over them for its own
 //! clean side.
 
+use burn::module::AutodiffModule;
 use burn::optim::GradientsParams;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
@@ -66,7 +67,8 @@ const ASCENT_ROWS: u64 = 0x6173_6365_6e74;
 /// needs both views of an image) the rows i and i + n/2; the rows of the first views come first.
 pub fn ascent_rows(n: usize, pairs: bool, fraction: f64, seed: u64) -> Vec<usize> {
     let units = if pairs { n / 2 } else { n };
-    let m = ((fraction * units as f64).ceil() as usize).clamp(1.min(units), units);
+    // fraction ∈ (0, 1] makes the ceiling at least 1 (for a non-empty batch); min() only guards float rounding.
+    let m = ((fraction * units as f64).ceil() as usize).min(units);
     let mut chosen = rand::seq::index::sample(&mut rng_for(&[seed, ASCENT_ROWS]), units, m).into_vec();
     chosen.sort_unstable();
     if pairs {
@@ -122,8 +124,9 @@ impl IamD {
         let count = rows.len();
         let index = Tensor::<B, 1, Int>::from_data(TensorData::new(rows, [count]), &x.device());
         let sub = x.clone().select(0, index);
-        let out = model.forward(sub.clone(), BnMode::TrainNoStats);
-        let p_sub = log_softmax(self.scores(out.logits, out.projections), 1).exp().detach();
+        // Never differentiated (the ascent detaches its p), so it runs untracked, as the iam-s rule's clean pass does.
+        let out = model.valid().forward(sub.clone().inner(), BnMode::TrainNoStats);
+        let p_sub = Tensor::from_inner(log_softmax(self.scores(out.logits, out.projections), 1).exp());
         worst_case_delta(model, p_sub, |m| self.perturbed_log_probs(m, &sub), &self.inconsistency, &mut rng)
     }
 
