@@ -3,24 +3,22 @@
 
 use std::sync::Arc;
 
-use burnish_augment::View;
 use rand::seq::SliceRandom;
 
 use crate::backend::TrainBackend;
 use crate::data::{self, holdout_indices, labeled_indices, DataError, Dataset, LoadOptions, SyntheticOptions};
 use crate::iam::Inconsistency;
 use crate::model::{NetConfig, ProjectionConfig};
+use crate::objective::Objective;
 use crate::pipeline::{Normalize, PipelineConfig, StreamSpec};
 use crate::probe::ProbeConfig;
 use crate::recipe::{
-    FixMatchNormalize, IamDDistribution, IamDSource as RecipeIamSource, NonFinitePolicy, OptimizerKind,
-    PerturbedLossKind, ProbeOptimizer, PseudoLabelKind, Recipe, ScheduleKind, StageSpec, UnlabeledPool, UpdateRuleKind,
+    NonFinitePolicy, OptimizerKind, PerturbedLossKind, ProbeOptimizer, Recipe, ScheduleKind, StageSpec, UnlabeledPool,
+    UpdateRuleKind,
 };
 use crate::seed::rng_for;
-use crate::stage::{
-    FixMatch, IamD, IamSource, Normalization, NtXent, ProjectionDistribution, PseudoLabels, Supervised, Weighted,
-};
-use crate::step::{Objective, Stream, ViewKey};
+use crate::stage::{batch_views, Weighted};
+use crate::step::{Stream, ViewKey};
 use crate::train::{OptimizerSpec, Schedule, TrainSettings};
 use crate::update::{PerturbedLoss, Rule, UpdateRule};
 
@@ -125,80 +123,25 @@ pub fn net(recipe: &Recipe, channels: usize, classes: usize) -> NetConfig {
 
 /// The weak views IAM measures inconsistency on: the labelled weak view and, when drawn, the unlabeled one.
 pub fn inconsistency_views(recipe: &Recipe) -> Vec<ViewKey> {
-    let d = &recipe.data;
-    let mut keys = Vec::new();
-    if d.labeled_views.contains(&View::Weak) {
-        keys.push(ViewKey::new(Stream::Labeled, View::Weak));
-    }
-    if d.has_unlabeled_stream() && d.unlabeled_views.contains(&View::Weak) {
-        keys.push(ViewKey::new(Stream::Unlabeled, View::Weak));
-    }
-    keys
+    batch_views(&recipe.supply())
 }
 
-/// The recipe's stages as a weighted objective; errors for stage kinds this build cannot run yet.
+/// The recipe's stages as a weighted objective, each built from its spec and the needs it declared.
 pub fn objective<B: TrainBackend>(recipe: &Recipe) -> Result<Objective<B>, String> {
+    let supply = recipe.supply();
     let mut stages: Vec<Weighted<B>> = Vec::new();
     for (i, spec) in recipe.stages.iter().enumerate() {
-        let stage: Box<dyn crate::stage::Stage<B>> = match spec {
-            StageSpec::Supervised(s) => Box::new(Supervised { view: s.view, label_smoothing: s.label_smoothing }),
-            StageSpec::FixMatch(s) => Box::new(FixMatch {
-                threshold: s.threshold,
-                labels: match s.pseudo_labels {
-                    PseudoLabelKind::Hard => PseudoLabels::Hard,
-                    PseudoLabelKind::Soft => PseudoLabels::Soft { temperature: s.temperature },
-                },
-                normalize: match s.normalize {
-                    FixMatchNormalize::All => Normalization::All,
-                    FixMatchNormalize::Confident => Normalization::Confident,
-                },
-            }),
-            StageSpec::NtXent(s) => Box::new(NtXent { temperature: s.temperature, views: pair_views(recipe, i)? }),
-            StageSpec::IamD(s) => {
-                let source = match s.source {
-                    RecipeIamSource::Batch => IamSource::Batch(inconsistency_views(recipe)),
-                    RecipeIamSource::Projection => IamSource::Projection {
-                        views: pair_views(recipe, i)?,
-                        distribution: match s.distribution {
-                            IamDDistribution::Components => ProjectionDistribution::Components,
-                            IamDDistribution::Ntxent => ProjectionDistribution::NtXent {
-                                temperature: ntxent_temperature(recipe)
-                                    .ok_or(format!("stage.{i}: source = \"projection\" needs an ntxent stage"))?,
-                            },
-                        },
-                    },
-                };
-                Box::new(IamD {
-                    inconsistency: Inconsistency { rho: s.rho, sigma: s.sigma, steps: s.steps },
-                    source,
-                    ascent_fraction: s.ascent_fraction,
-                })
-            }
-            other => return Err(format!("stage.{i}: the `{}` stage is not available yet", other.kind())),
-        };
+        let fail = |p: crate::check::Problem| format!("stage.{i}: {}: {}", p.key, p.message);
+        let needs = spec.needs(i, &supply).map_err(fail)?;
+        let stage = spec.build::<B>(&supply, needs).map_err(fail)?;
         stages.push(Weighted { weight: spec.weight(), stage });
     }
     Ok(Objective { stages })
 }
 
-/// The unlabeled stream's two views that SimCLR pairs (validation guarantees there are two).
-fn pair_views(recipe: &Recipe, i: usize) -> Result<[ViewKey; 2], String> {
-    let keys = ViewKey::for_views(Stream::Unlabeled, &recipe.data.unlabeled_views);
-    <[ViewKey; 2]>::try_from(keys).map_err(|k| format!("stage.{i}: needs exactly two unlabeled views, got {}", k.len()))
-}
-
-/// τ of the recipe's first ntxent stage.
-fn ntxent_temperature(recipe: &Recipe) -> Option<f64> {
-    recipe.stages.iter().find_map(|s| if let StageSpec::NtXent(n) = s { Some(n.temperature) } else { None })
-}
-
 /// Whether some stage reads the labelled stream; SimCLR recipes do not, and then it is not drawn at all.
 pub fn uses_labeled_stream(recipe: &Recipe) -> bool {
-    recipe.stages.iter().any(|s| match s {
-        StageSpec::Supervised(_) => true,
-        StageSpec::IamD(d) => d.source == RecipeIamSource::Batch && recipe.data.labeled_views.contains(&View::Weak),
-        _ => false,
-    })
+    recipe.stage_views().iter().any(|k| k.stream == Stream::Labeled)
 }
 
 /// The recipe's update rule.

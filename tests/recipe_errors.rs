@@ -121,7 +121,7 @@ fn cases() -> Vec<Case> {
             edit(17, r#"kind = "fixmatch2""#),
             Kind::BadValue,
             at(17, 1, "stage.1.kind"),
-            r#"unknown stage kind "fixmatch2" (expected one of: supervised, fixmatch, iam-d, ntxent, ggcr)"#,
+            r#"unknown stage kind "fixmatch2" (expected one of: supervised, fixmatch, iam-d, ntxent, entropy)"#,
         ),
         case(
             "unknown key in a stage",

@@ -3,10 +3,9 @@
 
 use burnish::data::DatasetKind;
 use burnish::recipe::{
-    Arch, CheckpointSection, EmaSection, EvalSection, FixMatchNormalize, FixMatchSpec, GgcrSpec, IamDDistribution,
-    IamDSource, IamDSpec, NtXentSpec, OptimizerKind, OptimizerSection, PerturbedLossKind, ProbeOptimizer,
-    ProjectionSection, PseudoLabelKind, Recipe, ScheduleKind, StageSpec, SupervisedSpec, UnlabeledPool, UpdateRuleKind,
-    UpdateSection,
+    Arch, CheckpointSection, EmaSection, EvalSection, FixMatchNormalize, FixMatchSpec, IamDDistribution, IamDSource,
+    IamDSpec, NtXentSpec, OptimizerKind, OptimizerSection, PerturbedLossKind, ProbeOptimizer, ProjectionSection,
+    PseudoLabelKind, Recipe, ScheduleKind, StageSpec, SupervisedSpec, UnlabeledPool, UpdateRuleKind, UpdateSection,
 };
 use burnish_augment::View;
 
@@ -296,12 +295,10 @@ fn a_recipe_can_set_every_key() {
 }
 
 #[test]
-fn ggcr_needs_weak_and_strong_unlabeled_views() {
-    let err = Recipe::from_str(EVERYTHING, "e.toml", &[]).expect_err("ggcr with two simclr views");
-    assert!(err.to_string().contains("data.unlabeled_views: must include \"weak\" and \"strong\": stage.3 (ggcr)"));
-    let ggcr_only = MINIMAL.replace("kind = \"fixmatch\"", "kind = \"ggcr\"\nh = 0.5");
-    let r = load(&ggcr_only, &[]);
-    assert_eq!(r.stages[1], StageSpec::Ggcr(GgcrSpec { weight: 1.0, h: 0.5 }));
+fn ggcr_is_refused_while_training_cannot_run_it() {
+    // A kind is parsed only when the trainer can build it: `ggcr` comes back with issue 19.
+    let err = Recipe::from_str(EVERYTHING, "e.toml", &[]).expect_err("ggcr is not a stage kind yet");
+    assert!(err.to_string().contains("stage.3.kind: unknown stage kind \"ggcr\""), "{err}");
 }
 
 #[test]

@@ -13,9 +13,10 @@ use burn::optim::GradientsParams;
 use burn::tensor::{Int, Tensor, TensorData};
 use burnish::iam::Inconsistency;
 use burnish::model::{param_infos, Arch, BnMode, Net, NetConfig};
+use burnish::objective::{Evaluation, Objective};
 use burnish::params::coverage;
 use burnish::stage::{FixMatch, IamD, IamSource, Supervised, Weighted};
-use burnish::step::{Evaluation, Objective, StepBatch, Stream, ViewKey};
+use burnish::step::{StepBatch, Stream, ViewKey};
 use burnish::update::{asam_perturbation, PerturbedLoss, Rule, UpdateRule};
 use burnish_augment::View;
 

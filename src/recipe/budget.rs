@@ -8,8 +8,8 @@
 //!   3×32×32, synthetic (train + test size) × 3×32×32; image folders are decoded on each read and hold none.
 //! - **input batches**: every image of a step (B per labelled view, μB per unlabeled view) as f32 C×H×W, for the
 //!   `prefetch` steps the pipeline builds ahead plus the one being trained on.
-//! - **activations**: for each image the step's forward certainly takes (B for a `supervised` stage, 2μB for
-//!   `fixmatch`, `ggcr` and `ntxent`), the input of every convolution as f32, which autodiff keeps for the weight
+//! - **activations**: for each image of the step's clean forward (B per labelled view and μB per unlabeled view
+//!   that some stage declares it reads), the input of every convolution as f32, which autodiff keeps for the weight
 //!   gradients; batch norms, ReLUs, im2col buffers and gradients come on top and are not counted.
 //! - **evaluation**: `eval.batch_size` images and the largest convolution input of each. It runs between steps, so
 //!   only the larger of it and the activations counts.
@@ -27,11 +27,12 @@
 //! furthest above its usual value (`data.batch_size` against 64, `data.mu` against 7, …), and gives the estimate,
 //! its largest part and the memory available.
 
-use super::check::{Check, Problem};
 use super::Recipe;
+use crate::check::{Check, Problem};
 use crate::data::{synthetic, DatasetKind};
 use crate::memory::{self, format_bytes, Available};
 use crate::model::Arch;
+use crate::step::Stream;
 
 /// Whether the model's tensors (parameters, activations) live in this process's memory: not with CUDA.
 const MODEL_ON_HOST: bool = !cfg!(feature = "cuda");
@@ -152,12 +153,11 @@ impl Estimate {
         let arch = r.model.arch;
         let convs = ConvInputs::of(arch, c, h, w);
         let arch_suspect = ("model.arch", ConvInputs::of(arch, 3, 32, 32).ratio_to_resnet18());
-        let labelled = if r.has_stage("supervised") { b } else { 0 };
-        let unlabeled = if ["fixmatch", "ggcr", "ntxent"].iter().any(|k| r.has_stage(k)) {
-            mu_b.saturating_mul(views(d.unlabeled_views.len().min(2)))
-        } else {
-            0
-        };
+        // The step's clean forward holds every view the stages read: B rows per labelled view, μB per unlabeled one.
+        let read = r.stage_views();
+        let count_of = |stream: Stream| read.iter().filter(|k| k.stream == stream).count();
+        let labelled = b.saturating_mul(views(count_of(Stream::Labeled)));
+        let unlabeled = mu_b.saturating_mul(views(count_of(Stream::Unlabeled)));
         let forward = labelled.saturating_add(unlabeled);
         let mut suspects = batch_suspects();
         suspects.push(arch_suspect);

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use burnish_augment::View;
 use serde::{Deserialize, Serialize};
 
-use super::check::{count_at_least, Check, Problem};
-use super::named;
+use crate::check::{count_at_least, Check, Problem};
 use crate::data::{DatasetKind, DEFAULT_IMAGE_CHANNELS, DEFAULT_IMAGE_SIZE};
+use crate::named;
 
 /// Where the data comes from and how each step's batch is made (SPEC §8).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::check::{in_closed_open, Check};
+use crate::check::{in_closed_open, Check};
 
 /// The parameter EMA (SPEC §5).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::check::{above, count_at_least, Check};
+use crate::check::{above, count_at_least, Check};
 
 /// Evaluation during training.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -3,11 +3,11 @@
 
 use toml_edit::{Array, ArrayOfTables, ImDocument, InlineTable, Item, Table};
 
-use super::check::Problem;
 use super::error::{Location, RecipeError};
 use super::overrides::Applied;
-use super::stage::StageSpec;
 use super::tracked::{PathError, PathErrorKind};
+use crate::check::Problem;
+use crate::stage::StageSpec;
 
 /// Sections a recipe must have; a missing one is reported as a section, not a key.
 const REQUIRED_SECTIONS: [&str; 3] = ["data", "model", "schedule"];

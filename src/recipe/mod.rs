@@ -9,7 +9,6 @@
 //! resolved recipe with every default filled in.
 
 mod budget;
-mod check;
 mod checkpoint;
 mod data;
 mod ema;
@@ -17,7 +16,6 @@ mod error;
 mod eval;
 mod locate;
 mod model;
-mod named;
 mod optimizer;
 mod overrides;
 mod schedule;
@@ -32,6 +30,10 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 pub use crate::model::{Arch, ArchError};
+pub use crate::stage::{
+    EntropySpec, FixMatchNormalize, FixMatchSpec, IamDDistribution, IamDSource, IamDSpec, NtXentSpec, PseudoLabelKind,
+    StageSpec, SupervisedSpec,
+};
 pub use checkpoint::CheckpointSection;
 pub use data::{DataSection, UnlabeledPool};
 pub use ema::EmaSection;
@@ -40,13 +42,11 @@ pub use eval::{EvalSection, ProbeOptimizer};
 pub use model::{ModelSection, ProjectionSection};
 pub use optimizer::{OptimizerKind, OptimizerSection};
 pub use schedule::{ScheduleKind, ScheduleSection};
-pub use stage::{
-    FixMatchNormalize, FixMatchSpec, GgcrSpec, IamDDistribution, IamDSource, IamDSpec, NtXentSpec, PseudoLabelKind,
-    StageSpec, SupervisedSpec,
-};
 pub use train::{NonFinitePolicy, TrainSection};
 pub use update::{PerturbedLossKind, UpdateRuleKind, UpdateSection};
 
+use crate::stage::Supply;
+use crate::step::ViewKey;
 use locate::{syntax_error, Locator};
 use tracked::Tracked;
 
@@ -133,5 +133,32 @@ impl Recipe {
     /// Whether any stage is of the given `kind` (as recipes name it, e.g. `"fixmatch"`).
     pub fn has_stage(&self, kind: &str) -> bool {
         self.stages.iter().any(|s| s.kind() == kind)
+    }
+
+    /// What the data and model sections provide to the stages.
+    pub fn supply(&self) -> Supply<'_> {
+        Supply {
+            labeled_views: &self.data.labeled_views,
+            unlabeled_views: &self.data.unlabeled_views,
+            unlabeled_stream: self.data.has_unlabeled_stream(),
+            labels_per_class: self.data.labels_per_class,
+            projection: self.model.projection.is_some(),
+            stages: &self.stages,
+        }
+    }
+
+    /// Every view some stage reads, each once, in first-use order (the views of the step's clean forward). Stages
+    /// whose needs cannot be decided are skipped: validation has reported them before this is used.
+    pub fn stage_views(&self) -> Vec<ViewKey> {
+        let supply = self.supply();
+        let mut keys: Vec<ViewKey> = Vec::new();
+        for (i, stage) in self.stages.iter().enumerate() {
+            for k in stage.needs(i, &supply).map(|n| n.views).unwrap_or_default() {
+                if !keys.contains(&k) {
+                    keys.push(k);
+                }
+            }
+        }
+        keys
     }
 }

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::check::{count_at_least, Check};
+use crate::check::{count_at_least, Check};
 use crate::model::Arch;
 
 /// Which network is trained.

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::check::{above, at_least, in_closed_open, Check, Problem};
+use crate::check::{above, at_least, in_closed_open, Check, Problem};
 
 /// The optimiser.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

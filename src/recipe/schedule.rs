@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::check::{above, count_at_least, in_open, Check, Problem};
+use crate::check::{above, count_at_least, in_open, Check, Problem};
 
 /// How long training runs and how the learning rate changes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

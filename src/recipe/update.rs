@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::check::{above, at_least, count_at_least, Check};
+use crate::check::{above, at_least, count_at_least, Check};
 
 /// The update rule and its settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -95,7 +95,7 @@ impl UpdateSection {
         at_least("update.sigma", self.sigma, 0.0)?;
         count_at_least("update.steps", self.steps, 1)?;
         if self.loss != PerturbedLossKind::All && !matches!(self.rule, UpdateRuleKind::Sam | UpdateRuleKind::Asam) {
-            return Err(super::check::Problem::new(
+            return Err(crate::check::Problem::new(
                 "update.loss",
                 "only applies to rule = \"sam\" or \"asam\" (the other rules perturb no loss)",
             ));

@@ -4,10 +4,11 @@
 use burnish_augment::View;
 
 use super::budget;
-use super::check::{Check, Problem};
-use super::stage::{IamDSource, StageSpec};
 use super::update::PerturbedLossKind;
 use super::Recipe;
+use crate::check::{Check, Problem};
+use crate::stage::StageSpec;
+use crate::step::Stream;
 
 /// Every rule a loaded recipe must satisfy; the first broken one is returned.
 pub(crate) fn recipe(r: &Recipe) -> Check {
@@ -69,96 +70,55 @@ fn list(views: &[View]) -> String {
     format!("[{}]", names.join(", "))
 }
 
-/// What the `i`-th stage needs from the rest of the recipe.
+/// Checks the `i`-th stage's declared [`Needs`] against what the recipe supplies: one rule set for every kind.
 fn stage_needs(r: &Recipe, i: usize, stage: &StageSpec) -> Check {
-    let data = &r.data;
+    let supply = r.supply();
+    let needs = stage.needs(i, &supply)?;
     let kind = stage.kind();
-    let needs_unlabeled = || {
-        if data.has_unlabeled_stream() {
-            Ok(())
-        } else {
-            Err(Problem::new("data.mu", format!("must be > 0: stage.{i} ({kind}) needs an unlabeled stream, got 0")))
-        }
-    };
-    let needs_weak_and_strong = || {
-        if data.unlabeled_views.contains(&View::Weak) && data.unlabeled_views.contains(&View::Strong) {
-            Ok(())
-        } else {
-            Err(Problem::new(
-                "data.unlabeled_views",
-                format!(
-                    "must include \"weak\" and \"strong\": stage.{i} ({kind}) compares them, got {}",
-                    list(&data.unlabeled_views)
-                ),
-            ))
-        }
-    };
-    let needs_projection = |key: String| {
-        if r.model.projection.is_some() {
-            Ok(())
-        } else {
-            Err(Problem::new(
-                key,
-                format!("stage.{i} ({kind}) needs a projection head: add a [model.projection] table"),
-            ))
-        }
-    };
-    match stage {
-        StageSpec::Supervised(s) => {
-            if data.labels_per_class == Some(0) {
-                return Err(Problem::new(
-                    "data.labels_per_class",
-                    format!("must be >= 1 (or absent for all labels): stage.{i} (supervised) needs labels, got 0"),
-                ));
-            }
-            if !data.labeled_views.contains(&s.view) {
-                return Err(Problem::new(
-                    format!("stage.{i}.view"),
-                    format!("{:?} is not among data.labeled_views {}", s.view.name(), list(&data.labeled_views)),
-                ));
-            }
-            Ok(())
-        }
-        StageSpec::FixMatch(_) | StageSpec::Ggcr(_) => {
-            needs_unlabeled()?;
-            needs_weak_and_strong()
-        }
-        StageSpec::NtXent(_) => {
-            needs_projection("model.projection".to_string())?;
-            needs_unlabeled()?;
-            if data.unlabeled_views.len() != 2 {
-                return Err(Problem::new(
-                    "data.unlabeled_views",
-                    format!(
-                        "must list exactly two views for stage.{i} (ntxent), e.g. [\"simclr\", \"simclr\"], got {}",
-                        list(&data.unlabeled_views)
-                    ),
-                ));
-            }
-            Ok(())
-        }
-        StageSpec::IamD(s) => match s.source {
-            IamDSource::Projection => {
-                needs_projection(format!("stage.{i}.source"))?;
-                if !r.stages.iter().any(|s| matches!(s, StageSpec::NtXent(_))) {
-                    return Err(Problem::new(
-                        format!("stage.{i}.source"),
-                        "\"projection\" needs an ntxent stage (its logits define the distribution)",
-                    ));
-                }
-                Ok(())
-            }
-            IamDSource::Batch => {
-                let weak_unlabeled = data.has_unlabeled_stream() && data.unlabeled_views.contains(&View::Weak);
-                if data.labeled_views.contains(&View::Weak) || weak_unlabeled {
-                    Ok(())
-                } else {
-                    Err(Problem::new(
-                        format!("stage.{i}.source"),
-                        "\"batch\" needs a \"weak\" view in data.labeled_views or (with data.mu > 0) data.unlabeled_views",
-                    ))
-                }
-            }
-        },
+    let who = format!("stage.{i} ({kind})");
+    // An unmet need caused by one of the stage's own keys is reported at that key.
+    let own = |fallback: &str| needs.chosen_by.map_or(fallback.to_string(), |k| format!("stage.{i}.{k}"));
+    if needs.projection && !supply.projection {
+        return Err(Problem::new(
+            own("model.projection"),
+            format!("{who} needs a projection head: add a [model.projection] table"),
+        ));
     }
+    for other in &needs.stages {
+        if !r.stages.iter().any(|s| s.kind() == *other) {
+            return Err(Problem::new(own("stage"), format!("{who} builds on a [[stage]] kind = {other:?}: add one")));
+        }
+    }
+    if needs.labels && supply.labels_per_class == Some(0) {
+        return Err(Problem::new(
+            "data.labels_per_class",
+            format!("must be >= 1 (or absent for all labels): {who} needs labels, got 0"),
+        ));
+    }
+    let unlabeled = needs.of(Stream::Unlabeled);
+    if !unlabeled.is_empty() && !supply.unlabeled_stream {
+        return Err(Problem::new("data.mu", format!("must be > 0: {who} needs an unlabeled stream, got 0")));
+    }
+    for (stream, wanted, listed) in
+        [("labeled", needs.of(Stream::Labeled), supply.labeled_views), ("unlabeled", unlabeled, supply.unlabeled_views)]
+    {
+        // A view wanted n times (SimCLR's two copies) must be listed at least n times.
+        let short = |v: &View| wanted.iter().filter(|w| *w == v).count() > listed.iter().filter(|l| *l == v).count();
+        let Some(missing) = wanted.iter().find(|v| short(v)) else { continue };
+        let key = format!("data.{stream}_views");
+        return Err(match needs.chosen_by {
+            Some(k) if wanted.len() == 1 => Problem::new(
+                format!("stage.{i}.{k}"),
+                format!("{:?} is not among {key} {}", missing.name(), list(listed)),
+            ),
+            _ => {
+                let names: Vec<String> = wanted.iter().map(|v| format!("{:?}", v.name())).collect();
+                Problem::new(
+                    key,
+                    format!("must include {}: {who} reads them, got {}", names.join(" and "), list(listed)),
+                )
+            }
+        });
+    }
+    Ok(())
 }

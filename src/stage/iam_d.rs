@@ -14,13 +14,186 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 
-use super::{ntxent_logits, Metric, Stage, StageContext, StageOutput};
+use burnish_augment::View;
+use serde::{Deserialize, Serialize};
+
+use super::ntxent::pair;
+use super::spec::{Needs, StageKind, Supply};
+use super::{ntxent_logits, Metric, NtXentSpec, Stage, StageContext, StageOutput, StageSpec};
 use crate::backend::TrainBackend;
+use crate::check::{above, at_least, count_at_least, in_open_closed, Check, Problem};
 use crate::iam::{kl_batchmean, worst_case_delta, Inconsistency};
 use crate::model::{BnMode, Net};
 use crate::params::linked_copy;
 use crate::seed::rng_for;
-use crate::step::ViewKey;
+use crate::step::{Stream, ViewKey};
+
+/// `[[stage]] kind = "iam-d"`: β · KL(p(x; θ) ‖ p(x; θ + sg(δ*))) (SPEC §2, §3).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IamDSpec {
+    /// Weight β of the inconsistency term.
+    #[serde(default = "default::beta")]
+    pub beta: f64,
+    /// Perturbation radius ρ (> 0).
+    #[serde(default = "default::rho")]
+    pub rho: f64,
+    /// Scale σ (≥ 0) of the random initial perturbation δ₀.
+    #[serde(default = "default::sigma")]
+    pub sigma: f64,
+    /// Ascent steps K (≥ 1).
+    #[serde(default = "default::steps")]
+    pub steps: usize,
+    /// Which predictive distribution is perturbed.
+    #[serde(default)]
+    pub source: IamDSource,
+    /// With `source = "projection"`: how projections become a distribution.
+    #[serde(default)]
+    pub distribution: IamDDistribution,
+    /// Share of the KL batch Algorithm 1's ascent runs on, in (0, 1]. 1 (the default) is the paper's estimate; below
+    /// 1 a random ⌈f·n⌉ of the n images choose δ*, and the penalised KL still covers all n (docs/iam.md, "A cheaper
+    /// ascent").
+    #[serde(default = "default::ascent_fraction")]
+    pub ascent_fraction: f64,
+}
+
+/// The inputs and distribution whose inconsistency IAM-D penalises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IamDSource {
+    /// Classifier softmax over the labelled and unlabeled weak views.
+    #[default]
+    Batch,
+    /// A distribution built from projection-head outputs (self-supervised recipes).
+    Projection,
+}
+
+/// How projection-head outputs become a distribution (only with `source = "projection"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IamDDistribution {
+    /// Softmax over each row of the NT-Xent logits.
+    #[default]
+    Ntxent,
+    /// Softmax over the components of each projection vector (the reference IAM-S SSL variant).
+    Components,
+}
+
+/// Defaults of the stage's keys (SPEC §3: ρ = 0.1, σ = 1e-3, K = 1).
+mod default {
+    pub(super) fn beta() -> f64 {
+        1.0
+    }
+    pub(super) fn rho() -> f64 {
+        0.1
+    }
+    pub(super) fn sigma() -> f64 {
+        1e-3
+    }
+    pub(super) fn steps() -> usize {
+        1
+    }
+    pub(super) fn ascent_fraction() -> f64 {
+        1.0
+    }
+}
+
+impl Default for IamDSpec {
+    fn default() -> Self {
+        IamDSpec {
+            beta: default::beta(),
+            rho: default::rho(),
+            sigma: default::sigma(),
+            steps: default::steps(),
+            source: IamDSource::default(),
+            distribution: IamDDistribution::default(),
+            ascent_fraction: default::ascent_fraction(),
+        }
+    }
+}
+
+impl StageKind for IamDSpec {
+    fn weight(&self) -> f64 {
+        self.beta
+    }
+
+    fn validate(&self, at: &str) -> Check {
+        at_least(&format!("{at}.beta"), self.beta, 0.0)?;
+        above(&format!("{at}.rho"), self.rho, 0.0)?;
+        at_least(&format!("{at}.sigma"), self.sigma, 0.0)?;
+        count_at_least(&format!("{at}.steps"), self.steps, 1)?;
+        in_open_closed(&format!("{at}.ascent_fraction"), self.ascent_fraction, 0.0, 1.0)?;
+        if self.source == IamDSource::Batch && self.distribution != IamDDistribution::default() {
+            // A setting that would be silently ignored is more likely a mistake than an intention.
+            return Err(Problem::new(
+                format!("{at}.distribution"),
+                "only applies with source = \"projection\" (this stage has source = \"batch\")",
+            ));
+        }
+        Ok(())
+    }
+    fn needs(&self, at: &str, supply: &Supply<'_>) -> Result<Needs, Problem> {
+        match self.source {
+            IamDSource::Batch => {
+                let views = batch_views(supply);
+                if views.is_empty() {
+                    return Err(Problem::new(
+                        format!("{at}.source"),
+                        "\"batch\" needs a \"weak\" view in data.labeled_views or (with data.mu > 0) data.unlabeled_views",
+                    ));
+                }
+                Ok(Needs { views, chosen_by: Some("source"), ..Needs::default() })
+            }
+            // The ntxent stage checks that there are exactly two views to pair.
+            IamDSource::Projection => Ok(Needs {
+                views: ViewKey::for_views(Stream::Unlabeled, supply.unlabeled_views),
+                projection: true,
+                stages: vec![NtXentSpec::KIND],
+                chosen_by: Some("source"),
+                ..Needs::default()
+            }),
+        }
+    }
+
+    fn build<B: TrainBackend>(&self, supply: &Supply<'_>, needs: Needs) -> Result<Box<dyn Stage<B>>, Problem> {
+        let source = match self.source {
+            IamDSource::Batch => IamSource::Batch(needs.views),
+            IamDSource::Projection => IamSource::Projection {
+                views: pair("stage", supply)?,
+                distribution: match self.distribution {
+                    IamDDistribution::Components => ProjectionDistribution::Components,
+                    IamDDistribution::Ntxent => ProjectionDistribution::NtXent {
+                        temperature: ntxent_temperature(supply)
+                            .ok_or_else(|| Problem::new("stage", "source = \"projection\" needs an ntxent stage"))?,
+                    },
+                },
+            },
+        };
+        Ok(Box::new(IamD {
+            inconsistency: Inconsistency { rho: self.rho, sigma: self.sigma, steps: self.steps },
+            source,
+            ascent_fraction: self.ascent_fraction,
+        }))
+    }
+}
+
+/// The weak views IAM measures inconsistency on: the labelled weak view and, when drawn, the unlabeled one (the
+/// `iam-s` rule and `burnish measure` use the same batch).
+pub fn batch_views(supply: &Supply<'_>) -> Vec<ViewKey> {
+    let mut keys = Vec::new();
+    if supply.labeled_views.contains(&View::Weak) {
+        keys.push(ViewKey::new(Stream::Labeled, View::Weak));
+    }
+    if supply.unlabeled_stream && supply.unlabeled_views.contains(&View::Weak) {
+        keys.push(ViewKey::new(Stream::Unlabeled, View::Weak));
+    }
+    keys
+}
+
+/// τ of the recipe's first ntxent stage.
+fn ntxent_temperature(supply: &Supply<'_>) -> Option<f64> {
+    supply.stages.iter().find_map(|s| if let StageSpec::NtXent(n) = s { Some(n.temperature) } else { None })
+}
 
 /// Where the distributions compared by IAM-D come from.
 #[derive(Debug, Clone, PartialEq)]
@@ -139,7 +312,11 @@ impl IamD {
 
 impl<B: TrainBackend> Stage<B> for IamD {
     fn kind(&self) -> &'static str {
-        "iam-d"
+        IamDSpec::KIND
+    }
+
+    fn metric_names(&self) -> &'static [&'static str] {
+        &["s_rho"]
     }
 
     fn views(&self) -> Vec<ViewKey> {

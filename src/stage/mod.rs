@@ -1,18 +1,94 @@
-//! Loss stages: the terms a training step sums, each with its own weight (SPEC §2).
+//! Loss stages: the terms a training step sums, each with its own weight (docs/stages.md).
 //!
-//! A stage sees the step's one clean forward (outputs for every view), the batch's labels and the model, and
-//! returns a scalar loss and named metrics. It never runs an optimiser step. New objectives are new stages:
-//! implement [`Stage`], list the views it reads in [`Stage::views`], and the step feeds them to the forward.
+//! A stage is one file: the serde type of its `[[stage]]` table (keys, defaults, range checks, what it reads
+//! from the step, how it is built; [`spec::StageKind`]) next to the runtime [`Stage`] that computes its loss from
+//! the step's one clean forward. Adding a stage is that file plus one line in [`registry!`] below; the recipe's
+//! parsing, `kind` names, validation against the data section and the trainer's building all come from it.
 
-mod fixmatch;
-mod iam_d;
-mod ntxent;
-mod supervised;
+mod spec;
 
-pub use fixmatch::{FixMatch, FixMatchTerms, Normalization, PseudoLabels};
-pub use iam_d::{ascent_rows, IamD, IamSource, ProjectionDistribution};
-pub use ntxent::{l2_normalize, ntxent_logits, ntxent_loss, NtXent};
-pub use supervised::Supervised;
+pub use spec::{Needs, StageKind, Supply};
+
+/// The stage kinds: `"kind" => Variant(module::Spec)`. Declares the modules, the [`StageSpec`] enum a recipe's
+/// `[[stage]]` tables parse into, and its dispatch to each kind's [`StageKind`] methods.
+macro_rules! registry {
+    ($($kind:literal => $variant:ident($module:ident::$spec:ident)),+ $(,)?) => {
+        $(mod $module; pub use $module::*;)+
+
+        /// One `[[stage]]` table: a loss term and its settings, tagged by `kind`.
+        #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+        #[serde(tag = "kind")]
+        pub enum StageSpec {
+            $(
+                #[doc = concat!("`kind = \"", $kind, "\"`.")]
+                #[serde(rename = $kind)]
+                $variant($spec),
+            )+
+        }
+
+        $(impl $spec {
+            /// The stage's `kind` as recipes write it.
+            pub const KIND: &'static str = $kind;
+        })+
+
+        impl StageSpec {
+            /// Every stage kind, as recipes name them.
+            pub const KINDS: &'static [&'static str] = &[$($kind),+];
+
+            /// The stage's `kind` as written in recipes.
+            pub fn kind(&self) -> &'static str {
+                match self { $(StageSpec::$variant(_) => $kind,)+ }
+            }
+
+            /// The stage's weight in the summed loss (β for `iam-d`).
+            pub fn weight(&self) -> f64 {
+                match self { $(StageSpec::$variant(s) => s.weight(),)+ }
+            }
+
+            /// Checks the stage's own ranges; `index` is its 0-based position among the `[[stage]]` tables.
+            pub(crate) fn validate(&self, index: usize) -> crate::check::Check {
+                let at = format!("stage.{index}");
+                match self { $(StageSpec::$variant(s) => s.validate(&at),)+ }
+            }
+
+            /// What the stage at `index` reads from the step, given what the recipe supplies.
+            pub fn needs(&self, index: usize, supply: &Supply<'_>) -> Result<Needs, crate::check::Problem> {
+                let at = format!("stage.{index}");
+                match self { $(StageSpec::$variant(s) => s.needs(&at, supply),)+ }
+            }
+
+            /// The runtime stage, reading `needs`.
+            pub fn build<B: TrainBackend>(
+                &self,
+                supply: &Supply<'_>,
+                needs: Needs,
+            ) -> Result<Box<dyn Stage<B>>, crate::check::Problem> {
+                match self { $(StageSpec::$variant(s) => s.build(supply, needs),)+ }
+            }
+
+            /// Reads a table of kind `kind` (without its `kind` key) as that kind's spec, to check it on its own;
+            /// `None` for an unknown kind.
+            pub(crate) fn check_table<'de, D: serde::Deserializer<'de>>(
+                kind: &str,
+                table: D,
+            ) -> Option<Result<(), D::Error>> {
+                use serde::Deserialize as _;
+                match kind {
+                    $($kind => Some($spec::deserialize(table).map(drop)),)+
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+registry! {
+    "supervised" => Supervised(supervised::SupervisedSpec),
+    "fixmatch" => FixMatch(fixmatch::FixMatchSpec),
+    "iam-d" => IamD(iam_d::IamDSpec),
+    "ntxent" => NtXent(ntxent::NtXentSpec),
+    "entropy" => Entropy(entropy::EntropySpec),
+}
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
@@ -79,8 +155,10 @@ impl<B: TrainBackend> StageOutput<B> {
 pub trait Stage<B: TrainBackend>: Send + Sync {
     /// The stage's kind as recipes name it (e.g. `supervised`, `iam-d`).
     fn kind(&self) -> &'static str;
-    /// The views of the step this stage reads from the clean forward.
+    /// The views of the step this stage reads from the clean forward (its spec's [`Needs::views`]).
     fn views(&self) -> Vec<ViewKey>;
+    /// The names of the metrics [`Stage::loss`] may report, besides `loss` (e.g. `mask_rate`).
+    fn metric_names(&self) -> &'static [&'static str];
     /// Computes the unweighted loss and metrics.
     fn loss(&self, ctx: &StageContext<'_, B>) -> StageOutput<B>;
 }

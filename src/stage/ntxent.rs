@@ -3,9 +3,76 @@
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 
+use serde::{Deserialize, Serialize};
+
+use super::spec::{Needs, StageKind, Supply};
 use super::{cross_entropy, Metric, Stage, StageContext, StageOutput};
 use crate::backend::TrainBackend;
-use crate::step::ViewKey;
+use crate::check::{above, at_least, Check, Problem};
+use crate::step::{Stream, ViewKey};
+
+/// `[[stage]] kind = "ntxent"`: NT-Xent over the projections of two views (SPEC §2).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NtXentSpec {
+    /// Weight of the loss in the sum.
+    #[serde(default = "default::weight")]
+    pub weight: f64,
+    /// Temperature τ (> 0) of the similarity logits.
+    #[serde(default = "default::temperature")]
+    pub temperature: f64,
+}
+
+/// Defaults of the stage's keys (τ = 0.5, SimCLR's CIFAR value).
+mod default {
+    pub(super) fn weight() -> f64 {
+        1.0
+    }
+    pub(super) fn temperature() -> f64 {
+        0.5
+    }
+}
+
+impl Default for NtXentSpec {
+    fn default() -> Self {
+        NtXentSpec { weight: default::weight(), temperature: default::temperature() }
+    }
+}
+
+impl StageKind for NtXentSpec {
+    fn weight(&self) -> f64 {
+        self.weight
+    }
+
+    fn validate(&self, at: &str) -> Check {
+        at_least(&format!("{at}.weight"), self.weight, 0.0)?;
+        above(&format!("{at}.temperature"), self.temperature, 0.0)
+    }
+
+    fn needs(&self, at: &str, supply: &Supply<'_>) -> Result<Needs, Problem> {
+        let views = pair(at, supply)?.to_vec();
+        Ok(Needs { views, projection: true, ..Needs::default() })
+    }
+
+    fn build<B: TrainBackend>(&self, supply: &Supply<'_>, _needs: Needs) -> Result<Box<dyn Stage<B>>, Problem> {
+        Ok(Box::new(NtXent { temperature: self.temperature, views: pair("stage", supply)? }))
+    }
+}
+
+/// The unlabeled stream's two views that SimCLR pairs row by row (copies of one augmentation are numbered).
+pub(crate) fn pair(at: &str, supply: &Supply<'_>) -> Result<[ViewKey; 2], Problem> {
+    let views = supply.unlabeled_views;
+    <[ViewKey; 2]>::try_from(ViewKey::for_views(Stream::Unlabeled, views)).map_err(|_| {
+        let names: Vec<String> = views.iter().map(|v| format!("{:?}", v.name())).collect();
+        Problem::new(
+            "data.unlabeled_views",
+            format!(
+                "must list exactly two views for {at} (ntxent), e.g. [\"simclr\", \"simclr\"], got [{}]",
+                names.join(", ")
+            ),
+        )
+    })
+}
 
 /// NT-Xent over the projections of two views: each of the 2N rows must pick its partner among the 2N − 1 others.
 #[derive(Debug, Clone)]
@@ -63,7 +130,11 @@ pub fn ntxent_loss<B: Backend>(z1: Tensor<B, 2>, z2: Tensor<B, 2>, temperature: 
 
 impl<B: TrainBackend> Stage<B> for NtXent {
     fn kind(&self) -> &'static str {
-        "ntxent"
+        NtXentSpec::KIND
+    }
+
+    fn metric_names(&self) -> &'static [&'static str] {
+        &["acc"]
     }
 
     fn views(&self) -> Vec<ViewKey> {

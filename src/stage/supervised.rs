@@ -1,10 +1,71 @@
-//! `supervised`: cross-entropy on the labelled view, with optional label smoothing.
+//! `supervised`: cross-entropy on the labelled view, with optional label smoothing (docs/stages.md).
 
 use burnish_augment::View;
+use serde::{Deserialize, Serialize};
 
+use super::spec::{Needs, StageKind, Supply};
 use super::{cross_entropy, Metric, Stage, StageContext, StageOutput};
 use crate::backend::TrainBackend;
+use crate::check::{at_least, in_closed_open, Check, Problem};
+use crate::named;
 use crate::step::{Stream, ViewKey};
+
+/// `[[stage]] kind = "supervised"`: CE(f(x_l), y) with optional label smoothing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SupervisedSpec {
+    /// Weight of the loss in the sum.
+    #[serde(default = "default::weight")]
+    pub weight: f64,
+    /// The labelled view the loss is computed on; must be one of `data.labeled_views`.
+    #[serde(default = "default::view", with = "named::one")]
+    pub view: View,
+    /// Label smoothing ε in [0, 1).
+    #[serde(default)]
+    pub label_smoothing: f64,
+}
+
+/// Defaults of the stage's keys.
+mod default {
+    use super::*;
+
+    pub(super) fn weight() -> f64 {
+        1.0
+    }
+    pub(super) fn view() -> View {
+        View::Weak
+    }
+}
+
+impl Default for SupervisedSpec {
+    fn default() -> Self {
+        SupervisedSpec { weight: default::weight(), view: default::view(), label_smoothing: 0.0 }
+    }
+}
+
+impl StageKind for SupervisedSpec {
+    fn weight(&self) -> f64 {
+        self.weight
+    }
+
+    fn validate(&self, at: &str) -> Check {
+        at_least(&format!("{at}.weight"), self.weight, 0.0)?;
+        in_closed_open(&format!("{at}.label_smoothing"), self.label_smoothing, 0.0, 1.0)
+    }
+
+    fn needs(&self, _at: &str, _supply: &Supply<'_>) -> Result<Needs, Problem> {
+        Ok(Needs {
+            views: vec![ViewKey::new(Stream::Labeled, self.view)],
+            labels: true,
+            chosen_by: Some("view"),
+            ..Needs::default()
+        })
+    }
+
+    fn build<B: TrainBackend>(&self, _supply: &Supply<'_>, _needs: Needs) -> Result<Box<dyn Stage<B>>, Problem> {
+        Ok(Box::new(Supervised { view: self.view, label_smoothing: self.label_smoothing }))
+    }
+}
 
 /// Cross-entropy `CE(f(x_l), y)` on the labelled stream's view.
 #[derive(Debug, Clone)]
@@ -23,11 +84,15 @@ impl Default for Supervised {
 
 impl<B: TrainBackend> Stage<B> for Supervised {
     fn kind(&self) -> &'static str {
-        "supervised"
+        SupervisedSpec::KIND
     }
 
     fn views(&self) -> Vec<ViewKey> {
         vec![ViewKey::new(Stream::Labeled, self.view)]
+    }
+
+    fn metric_names(&self) -> &'static [&'static str] {
+        &["acc"]
     }
 
     fn loss(&self, ctx: &StageContext<'_, B>) -> StageOutput<B> {

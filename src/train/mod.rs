@@ -21,10 +21,11 @@ use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 use crate::backend::TrainBackend;
 use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::model::{Net, NetConfig};
+use crate::objective::Objective;
 use crate::params::{all_finite, global_norm};
 use crate::pipeline::Batch;
 use crate::seed::derive_seed;
-use crate::step::{Objective, StepBatch};
+use crate::step::StepBatch;
 use crate::update::UpdateRule;
 
 /// Settings of the optimisation loop (everything except the objective and the update rule).

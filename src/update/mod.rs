@@ -15,9 +15,10 @@ use burn::tensor::Tensor;
 use crate::backend::TrainBackend;
 use crate::iam::{inconsistency_at, kl_batchmean, worst_case_delta, Inconsistency};
 use crate::model::{BnMode, Net};
+use crate::objective::Objective;
 use crate::params::{fresh_leaf_copy, map_vector, swap_term};
 use crate::seed::{derive_seed, rng_for};
-use crate::step::{Objective, StepBatch, Stream, ViewKey};
+use crate::step::{StepBatch, Stream, ViewKey};
 
 /// Which loss SAM and ASAM perturb.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

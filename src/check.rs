@@ -1,10 +1,11 @@
-//! Range checks shared by the sections' `validate` methods; each failure names the key and the offending value.
+//! Range checks shared by the recipe sections' and stages' `validate` methods; each failure names the key and the
+//! offending value.
 
 use std::fmt::Display;
 
 /// A value that parsed but is not allowed: the dotted key path (e.g. `stage.1.threshold`) and what is wrong.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Problem {
+pub struct Problem {
     /// Dotted key path; stage indices are 0-based.
     pub key: String,
     /// What is wrong, e.g. `must be in (0, 1], got 1.5`.
@@ -13,20 +14,20 @@ pub(crate) struct Problem {
 
 impl Problem {
     /// A problem with the value at `key`.
-    pub(crate) fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
         Problem { key: key.into(), message: message.into() }
     }
 }
 
 /// Shorthand for the result of a check.
-pub(crate) type Check = Result<(), Problem>;
+pub type Check = Result<(), Problem>;
 
 fn fail(key: &str, message: String) -> Check {
     Err(Problem::new(key, message))
 }
 
 /// `x > lo` (and finite).
-pub(crate) fn above(key: &str, x: f64, lo: f64) -> Check {
+pub fn above(key: &str, x: f64, lo: f64) -> Check {
     // Written so that NaN fails every comparison.
     if x.is_finite() && x > lo {
         Ok(())
@@ -36,7 +37,7 @@ pub(crate) fn above(key: &str, x: f64, lo: f64) -> Check {
 }
 
 /// `x >= lo` (and finite).
-pub(crate) fn at_least(key: &str, x: f64, lo: f64) -> Check {
+pub fn at_least(key: &str, x: f64, lo: f64) -> Check {
     if x.is_finite() && x >= lo {
         Ok(())
     } else {
@@ -45,7 +46,7 @@ pub(crate) fn at_least(key: &str, x: f64, lo: f64) -> Check {
 }
 
 /// `x` in `(lo, hi]`.
-pub(crate) fn in_open_closed(key: &str, x: f64, lo: f64, hi: f64) -> Check {
+pub fn in_open_closed(key: &str, x: f64, lo: f64, hi: f64) -> Check {
     if x > lo && x <= hi {
         Ok(())
     } else {
@@ -54,7 +55,7 @@ pub(crate) fn in_open_closed(key: &str, x: f64, lo: f64, hi: f64) -> Check {
 }
 
 /// `x` in `[lo, hi)`.
-pub(crate) fn in_closed_open(key: &str, x: f64, lo: f64, hi: f64) -> Check {
+pub fn in_closed_open(key: &str, x: f64, lo: f64, hi: f64) -> Check {
     if x >= lo && x < hi {
         Ok(())
     } else {
@@ -63,7 +64,7 @@ pub(crate) fn in_closed_open(key: &str, x: f64, lo: f64, hi: f64) -> Check {
 }
 
 /// `x` in `(lo, hi)`.
-pub(crate) fn in_open(key: &str, x: f64, lo: f64, hi: f64) -> Check {
+pub fn in_open(key: &str, x: f64, lo: f64, hi: f64) -> Check {
     if x > lo && x < hi {
         Ok(())
     } else {
@@ -72,7 +73,7 @@ pub(crate) fn in_open(key: &str, x: f64, lo: f64, hi: f64) -> Check {
 }
 
 /// An integer count of at least `lo`.
-pub(crate) fn count_at_least<T: PartialOrd + Display>(key: &str, n: T, lo: T) -> Check {
+pub fn count_at_least<T: PartialOrd + Display>(key: &str, n: T, lo: T) -> Check {
     if n >= lo {
         Ok(())
     } else {
