@@ -14,7 +14,7 @@ use crate::pipeline::{Normalize, PipelineConfig, StreamSpec};
 use crate::probe::ProbeConfig;
 use crate::recipe::{
     NonFinitePolicy, OptimizerKind, PerturbedLossKind, ProbeOptimizer, Recipe, ScheduleKind, StageSpec, UnlabeledPool,
-    UpdateRuleKind,
+    UpdateSection,
 };
 use crate::seed::rng_for;
 use crate::stage::{batch_views, Weighted};
@@ -146,21 +146,20 @@ pub fn uses_labeled_stream(recipe: &Recipe) -> bool {
 
 /// The recipe's update rule.
 pub fn update_rule(recipe: &Recipe) -> UpdateRule {
-    let u = &recipe.update;
-    let loss = match u.loss {
+    let loss = |l: PerturbedLossKind| match l {
         PerturbedLossKind::All => PerturbedLoss::All,
         PerturbedLossKind::Labeled => PerturbedLoss::Labeled,
     };
-    let rule = match u.rule {
-        UpdateRuleKind::Plain => Rule::Plain,
-        UpdateRuleKind::Sam => Rule::Sam { rho: u.rho, loss },
-        UpdateRuleKind::Asam => Rule::Asam { rho: u.rho, eta: u.eta, loss },
-        UpdateRuleKind::IamS => Rule::IamS {
-            inconsistency: Inconsistency { rho: u.rho, sigma: u.sigma, steps: u.steps },
+    let rule = match &recipe.update {
+        UpdateSection::Plain(_) => Rule::Plain,
+        UpdateSection::Sam(s) => Rule::Sam { rho: s.rho, loss: loss(s.loss) },
+        UpdateSection::Asam(s) => Rule::Asam { rho: s.rho, eta: s.eta, loss: loss(s.loss) },
+        UpdateSection::IamS(s) => Rule::IamS {
+            inconsistency: Inconsistency { rho: s.rho, sigma: s.sigma, steps: s.steps },
             views: inconsistency_views(recipe),
         },
     };
-    UpdateRule { rule, m: u.m }
+    UpdateRule { rule, m: recipe.update.m() }
 }
 
 /// The recipe's loop settings.
@@ -229,10 +228,7 @@ pub fn inconsistency_settings(recipe: &Recipe) -> Inconsistency {
         StageSpec::IamD(d) => Some(Inconsistency { rho: d.rho, sigma: d.sigma, steps: d.steps }),
         _ => None,
     });
-    let u = &recipe.update;
-    let from_rule =
-        (u.rule == UpdateRuleKind::IamS).then_some(Inconsistency { rho: u.rho, sigma: u.sigma, steps: u.steps });
-    from_stage.or(from_rule).unwrap_or_default()
+    from_stage.or(recipe.update.inconsistency()).unwrap_or_default()
 }
 
 /// The `n` images (of a split of `len`) that Ŝ_ρ is measured on: a fixed draw for `seed`, so measurements of

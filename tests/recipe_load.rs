@@ -3,9 +3,10 @@
 
 use burnish::data::DatasetKind;
 use burnish::recipe::{
-    Arch, CheckpointSection, EmaSection, EvalSection, FixMatchNormalize, FixMatchSpec, IamDDistribution, IamDSource,
-    IamDSpec, NtXentSpec, OptimizerKind, OptimizerSection, PerturbedLossKind, ProbeOptimizer, ProjectionSection,
-    PseudoLabelKind, Recipe, ScheduleKind, StageSpec, SupervisedSpec, UnlabeledPool, UpdateRuleKind, UpdateSection,
+    Arch, AsamSpec, CheckpointSection, EmaSection, EvalSection, FixMatchNormalize, FixMatchSpec, IamDDistribution,
+    IamDSource, IamDSpec, IamSSpec, NtXentSpec, OptimizerKind, OptimizerSection, PerturbedLossKind, PlainSpec,
+    ProbeOptimizer, ProjectionSection, PseudoLabelKind, Recipe, SamSpec, ScheduleKind, StageSpec, SupervisedSpec,
+    UnlabeledPool, UpdateSection,
 };
 use burnish_augment::View;
 
@@ -87,18 +88,7 @@ fn defaults_are_filled_in() {
             }),
         ]
     );
-    assert_eq!(
-        r.update,
-        UpdateSection {
-            rule: UpdateRuleKind::Plain,
-            rho: 0.05,
-            eta: 0.01,
-            sigma: 1e-3,
-            steps: 1,
-            loss: PerturbedLossKind::All,
-            m: None
-        }
-    );
+    assert_eq!(r.update, UpdateSection::Plain(PlainSpec {}));
     assert_eq!(
         r.optimizer,
         OptimizerSection {
@@ -159,8 +149,7 @@ fn overrides_change_what_they_name_and_nothing_else() {
     let StageSpec::IamD(iam) = &r.stages[2] else { panic!("stage 2 is iam-d") };
     assert_eq!(iam.beta, 10.0);
     assert_eq!(r.model.arch, Arch::Wrn { depth: 28, widen: 2 });
-    assert_eq!(r.update.rule, UpdateRuleKind::Sam);
-    assert_eq!(r.update.m, Some(16));
+    assert_eq!(r.update, UpdateSection::Sam(SamSpec { rho: 0.05, loss: PerturbedLossKind::All, m: Some(16) }));
     assert_eq!(r.data.unlabeled_views, vec![View::Weak, View::Strong, View::SimClr]);
     let StageSpec::FixMatch(fm) = &r.stages[1] else { panic!("stage 1 is fixmatch") };
     assert_eq!(fm.normalize, FixMatchNormalize::Confident);
@@ -174,8 +163,7 @@ fn overrides_change_what_they_name_and_nothing_else() {
     expected.data.labels_per_class = Some(25);
     expected.stages[2] = StageSpec::IamD(IamDSpec { beta: 10.0, ..iam.clone() });
     expected.model.arch = Arch::Wrn { depth: 28, widen: 2 };
-    expected.update.rule = UpdateRuleKind::Sam;
-    expected.update.m = Some(16);
+    expected.update = r.update.clone();
     expected.data.unlabeled_views = vec![View::Weak, View::Strong, View::SimClr];
     expected.stages[1] = StageSpec::FixMatch(FixMatchSpec { normalize: FixMatchNormalize::Confident, ..fm.clone() });
     expected.description = "a b c".into();
@@ -241,7 +229,6 @@ h = 0.01
 [update]
 rule = "iam-s"
 rho = 0.5
-eta = 0.0
 sigma = 0.01
 steps = 2
 m = 12
@@ -299,6 +286,25 @@ fn ggcr_is_refused_while_training_cannot_run_it() {
     // A kind is parsed only when the trainer can build it: `ggcr` comes back with issue 19.
     let err = Recipe::from_str(EVERYTHING, "e.toml", &[]).expect_err("ggcr is not a stage kind yet");
     assert!(err.to_string().contains("stage.3.kind: unknown stage kind \"ggcr\""), "{err}");
+}
+
+#[test]
+fn update_keys_belong_to_their_rule() {
+    let r = load(MINIMAL, &["update.rule=asam", "update.eta=0.1"]);
+    assert_eq!(r.update, UpdateSection::Asam(AsamSpec { eta: 0.1, ..AsamSpec::default() }));
+    let r = load(MINIMAL, &["update.rule=iam-s", "update.steps=3"]);
+    assert_eq!(r.update, UpdateSection::IamS(IamSSpec { steps: 3, ..IamSSpec::default() }));
+    // A key of another rule is an error at its own path, not silently ignored; [update] without a rule is plain.
+    let refused = |sets: &[&str]| {
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        Recipe::from_str(MINIMAL, "m.toml", &sets).expect_err("a key the rule does not have").to_string()
+    };
+    let err = refused(&["update.rule=sam", "update.sigma=0.1"]);
+    assert!(err.contains("update.sigma: does not apply to rule = \"sam\" (it is a key of iam-s)"), "{err}");
+    let err = refused(&["update.m=4"]);
+    assert!(err.contains("update.m: does not apply to rule = \"plain\" (it is a key of sam, asam, iam-s)"), "{err}");
+    let err = refused(&["update.rule=sam", "update.rhoo=0.1"]);
+    assert!(err.contains("update.rhoo: unknown key (expected one of: rho, loss, m)"), "{err}");
 }
 
 #[test]

@@ -76,10 +76,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     }
     let images: usize = batch.streams.iter().map(|s| s.views.iter().map(|v| v.shape[0]).sum::<usize>()).sum();
     println!(
-        "recipe={} backend={NAME} arch={} rule={:?} images_per_step={images} steps={} warmup={} threads={}",
+        "recipe={} backend={NAME} arch={} rule={} images_per_step={images} steps={} warmup={} threads={}",
         recipe.name,
         recipe.model.arch,
-        recipe.update.rule,
+        recipe.update.name(),
         args.steps,
         args.warmup,
         rayon::current_num_threads()

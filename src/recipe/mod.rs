@@ -34,6 +34,7 @@ pub use crate::stage::{
     EntropySpec, FixMatchNormalize, FixMatchSpec, IamDDistribution, IamDSource, IamDSpec, NtXentSpec, PseudoLabelKind,
     StageSpec, SupervisedSpec,
 };
+pub use crate::update::{AsamSpec, IamSSpec, PerturbedLossKind, PlainSpec, SamSpec, UpdateSection};
 pub use checkpoint::CheckpointSection;
 pub use data::{DataSection, UnlabeledPool};
 pub use ema::EmaSection;
@@ -43,7 +44,6 @@ pub use model::{ModelSection, ProjectionSection};
 pub use optimizer::{OptimizerKind, OptimizerSection};
 pub use schedule::{ScheduleKind, ScheduleSection};
 pub use train::{NonFinitePolicy, TrainSection};
-pub use update::{PerturbedLossKind, UpdateRuleKind, UpdateSection};
 
 use crate::stage::Supply;
 use crate::step::ViewKey;
@@ -109,6 +109,7 @@ impl Recipe {
         let locator = Locator::new(origin, doc, applied);
 
         stage::check_tables(&tree).map_err(|e| locator.path_error(e, &tree))?;
+        update::check_table(&mut tree).map_err(|e| locator.path_error(e, &tree))?;
         let mut recipe = Recipe::deserialize(Tracked::new(toml::Value::Table(tree.clone()), Vec::new()))
             .map_err(|e| locator.path_error(e, &tree))?;
         recipe.data.split_seed.get_or_insert(recipe.seed);

@@ -4,11 +4,11 @@
 use burnish_augment::View;
 
 use super::budget;
-use super::update::PerturbedLossKind;
 use super::Recipe;
 use crate::check::{Check, Problem};
 use crate::stage::StageSpec;
 use crate::step::Stream;
+use crate::update::PerturbedLossKind;
 
 /// Every rule a loaded recipe must satisfy; the first broken one is returned.
 pub(crate) fn recipe(r: &Recipe) -> Check {
@@ -29,13 +29,15 @@ pub(crate) fn recipe(r: &Recipe) -> Check {
         stage_needs(r, i, stage)?;
     }
     r.update.validate()?;
-    if r.update.loss == PerturbedLossKind::Labeled && !r.stages.iter().any(|s| matches!(s, StageSpec::Supervised(_))) {
+    if r.update.perturbed_loss() == PerturbedLossKind::Labeled
+        && !r.stages.iter().any(|s| matches!(s, StageSpec::Supervised(_)))
+    {
         return Err(Problem::new(
             "update.loss",
             "\"labeled\" perturbs the labelled loss, but no stage computes one: add a [[stage]] kind = \"supervised\"",
         ));
     }
-    if let Some(m) = r.update.m {
+    if let Some(m) = r.update.m() {
         if !r.data.batch_size.is_multiple_of(m) {
             return Err(Problem::new(
                 "update.m",

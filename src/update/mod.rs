@@ -4,8 +4,10 @@
 //! so after the optimiser step θ differs from before only by the optimiser's update.
 
 mod perturbation;
+mod spec;
 
 pub use perturbation::{asam_perturbation, sam_perturbation};
+pub use spec::{AsamSpec, IamSSpec, PerturbedLossKind, PlainSpec, SamSpec, UpdateSection};
 
 use burn::module::AutodiffModule;
 use burn::optim::GradientsParams;
