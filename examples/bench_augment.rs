@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use burnish::data::Split;
-use burnish::pipeline::{Normalize, Pipeline, PipelineConfig, StreamSpec};
+use burnish::pipeline::{Normalize, Pipeline, PipelineConfig, Stream, StreamSpec};
 use burnish_augment::{ops, Image, Transform, View};
 use rand::{RngCore, SeedableRng};
 
@@ -96,7 +96,7 @@ fn pipeline_views_per_s(workers: usize, views: Vec<View>, steps: u64) -> f64 {
     let norm = Normalize { mean: vec![0.5; 3], std: vec![0.25; 3] };
     let batch = 448;
     let per_step = batch * views.len();
-    let stream = StreamSpec { name: "unlabeled".into(), pool: (0..n).collect(), batch_size: batch, views };
+    let stream = StreamSpec { stream: Stream::Unlabeled, pool: (0..n).collect(), batch_size: batch, views };
     let config = PipelineConfig { seed: 0, workers, prefetch: 2 * workers, start_step: 0 };
     let mut p = Pipeline::new(Arc::new(split), norm, vec![stream], &config).expect("valid pipeline");
     for _ in 0..2 {

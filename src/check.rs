@@ -4,7 +4,8 @@
 use std::fmt::Display;
 
 /// A value that parsed but is not allowed: the dotted key path (e.g. `stage.1.threshold`) and what is wrong.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{key}: {message}")]
 pub struct Problem {
     /// Dotted key path; stage indices are 0-based.
     pub key: String,

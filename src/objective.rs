@@ -8,7 +8,7 @@ use crate::backend::TrainBackend;
 use crate::model::{BnMode, Net};
 use crate::seed::derive_seed;
 use crate::stage::{StageContext, Targets, Weighted};
-use crate::step::{Forward, StepBatch, Stream, ViewKey};
+use crate::step::{Forward, StepBatch, StepError, Stream, ViewKey};
 
 /// The weighted stages of a recipe: the training objective.
 pub struct Objective<B: TrainBackend> {
@@ -98,7 +98,7 @@ impl<B: TrainBackend> Objective<B> {
         mode: BnMode,
         seed: u64,
         held: Option<&Evaluation<B>>,
-    ) -> Result<Evaluation<B>, String> {
+    ) -> Result<Evaluation<B>, StepError> {
         self.evaluate_stages(&self.all(), model, batch, mode, seed, held)
     }
 
@@ -111,7 +111,7 @@ impl<B: TrainBackend> Objective<B> {
         mode: BnMode,
         seed: u64,
         held: Option<&Evaluation<B>>,
-    ) -> Result<Evaluation<B>, String> {
+    ) -> Result<Evaluation<B>, StepError> {
         let forward = Forward::run(model, batch, &self.views_of(indices), mode)?;
         let names = self.stage_names();
         let mut total: Option<Tensor<B, 1>> = None;
@@ -144,7 +144,7 @@ impl<B: TrainBackend> Objective<B> {
                 None => term,
             });
         }
-        let total = total.ok_or("a recipe needs at least one stage")?;
+        let total = total.ok_or(StepError::NoStages)?;
         metrics.push(("loss".into(), total.clone().detach()));
         Ok(Evaluation { total, forward, metrics, targets })
     }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use rand::seq::SliceRandom;
 
 use crate::backend::TrainBackend;
+use crate::check::Problem;
 use crate::data::{self, holdout_indices, labeled_indices, DataError, Dataset, LoadOptions, SyntheticOptions};
 use crate::iam::Inconsistency;
 use crate::model::{NetConfig, ProjectionConfig};
@@ -83,7 +84,7 @@ pub fn data(recipe: &Recipe) -> Result<DataPlan, DataError> {
     let mut streams = Vec::new();
     if uses_labeled_stream(recipe) {
         streams.push(StreamSpec {
-            name: Stream::Labeled.name().into(),
+            stream: Stream::Labeled,
             pool: labeled.clone(),
             batch_size: d.batch_size,
             views: d.labeled_views.clone(),
@@ -91,7 +92,7 @@ pub fn data(recipe: &Recipe) -> Result<DataPlan, DataError> {
     }
     if d.has_unlabeled_stream() {
         streams.push(StreamSpec {
-            name: Stream::Unlabeled.name().into(),
+            stream: Stream::Unlabeled,
             pool: unlabeled.clone(),
             batch_size: d.batch_size * d.mu,
             views: d.unlabeled_views.clone(),
@@ -127,13 +128,12 @@ pub fn inconsistency_views(recipe: &Recipe) -> Vec<ViewKey> {
 }
 
 /// The recipe's stages as a weighted objective, each built from its spec and the needs it declared.
-pub fn objective<B: TrainBackend>(recipe: &Recipe) -> Result<Objective<B>, String> {
+pub fn objective<B: TrainBackend>(recipe: &Recipe) -> Result<Objective<B>, Problem> {
     let supply = recipe.supply();
     let mut stages: Vec<Weighted<B>> = Vec::new();
     for (i, spec) in recipe.stages.iter().enumerate() {
-        let fail = |p: crate::check::Problem| format!("stage.{i}: {}: {}", p.key, p.message);
-        let needs = spec.needs(i, &supply).map_err(fail)?;
-        let stage = spec.build::<B>(&supply, needs).map_err(fail)?;
+        let needs = spec.needs(i, &supply)?;
+        let stage = spec.build::<B>(&supply, needs)?;
         stages.push(Weighted { weight: spec.weight(), stage });
     }
     Ok(Objective { stages })

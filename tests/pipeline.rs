@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use burnish::data::Split;
-use burnish::pipeline::{Batch, Normalize, Pipeline, PipelineConfig, PipelineError, StreamSpec};
+use burnish::pipeline::{Batch, Normalize, Pipeline, PipelineConfig, PipelineError, Stream, StreamSpec};
 use burnish_augment::View;
 
 fn split(n: usize) -> Split {
@@ -17,13 +17,13 @@ fn split(n: usize) -> Split {
 fn streams(n: usize) -> Vec<StreamSpec> {
     vec![
         StreamSpec {
-            name: "labeled".into(),
+            stream: Stream::Labeled,
             pool: (0..n).step_by(5).collect(),
             batch_size: 4,
             views: vec![View::Weak],
         },
         StreamSpec {
-            name: "unlabeled".into(),
+            stream: Stream::Unlabeled,
             pool: (0..n).collect(),
             batch_size: 12,
             views: vec![View::Weak, View::Strong],
@@ -49,7 +49,7 @@ fn output_is_bit_identical_for_1_2_and_8_workers() {
     // Sanity: the batches are real, distinct and shaped as asked.
     assert_eq!(one[0].step, 0);
     assert_eq!(one[11].step, 11);
-    let u = one[0].stream("unlabeled").expect("stream");
+    let u = one[0].stream(Stream::Unlabeled).expect("stream");
     assert_eq!(u.views.len(), 2);
     assert_eq!(u.views[1].shape, [12, 3, 16, 16]);
     assert_ne!(u.views[0].data, u.views[1].data, "weak and strong views differ");
@@ -68,14 +68,14 @@ fn epochs_reshuffle_and_cover_the_pool() {
     // 60 unlabeled samples at 12 per step: steps 0-4 are epoch 0, steps 5-9 epoch 1.
     let batches = run(1, 0, 10);
     let epoch = |r: std::ops::Range<usize>| -> Vec<usize> {
-        batches[r].iter().flat_map(|b| b.stream("unlabeled").expect("stream").indices.clone()).collect()
+        batches[r].iter().flat_map(|b| b.stream(Stream::Unlabeled).expect("stream").indices.clone()).collect()
     };
     let (e0, e1) = (epoch(0..5), epoch(5..10));
     let mut sorted = e0.clone();
     sorted.sort_unstable();
     assert_eq!(sorted, (0..60).collect::<Vec<_>>());
     assert_ne!(e0, e1, "the second epoch is a different permutation");
-    let l = batches[0].stream("labeled").expect("stream");
+    let l = batches[0].stream(Stream::Labeled).expect("stream");
     assert!(l.indices.iter().all(|i| i % 5 == 0), "labelled samples come from the labelled pool only");
     assert_eq!(l.labels, l.indices.iter().map(|&i| (i % 10) as i64).collect::<Vec<_>>());
 }
@@ -83,7 +83,7 @@ fn epochs_reshuffle_and_cover_the_pool() {
 #[test]
 fn values_are_normalised_chw() {
     let b = run(1, 0, 1);
-    let l = b[0].stream("labeled").expect("stream");
+    let l = b[0].stream(Stream::Labeled).expect("stream");
     let v = &l.views[0];
     let n = norm();
     // Every value must be (byte/255 - mean[c]) / std[c] for some byte.
@@ -98,7 +98,7 @@ fn values_are_normalised_chw() {
 fn dropping_mid_epoch_stops_the_workers() {
     let config = PipelineConfig { seed: 1, workers: 4, prefetch: 8, start_step: 0 };
     let big: Vec<StreamSpec> = vec![StreamSpec {
-        name: "unlabeled".into(),
+        stream: Stream::Unlabeled,
         pool: (0..60).collect(),
         batch_size: 600,
         views: vec![View::Strong, View::SimClr],
@@ -118,7 +118,7 @@ fn a_corrupt_image_is_an_error_naming_the_file() {
     let bad = dir.path().join("broken.png");
     std::fs::write(&bad, b"\x89PNG\r\n\x1a\nthis is not a png").expect("write");
     let split = Split::from_files((3, 16, 16), vec![good, bad], vec![0, 1]).expect("valid file list");
-    let stream = StreamSpec { name: "labeled".into(), pool: vec![0, 1], batch_size: 2, views: vec![View::Weak] };
+    let stream = StreamSpec { stream: Stream::Labeled, pool: vec![0, 1], batch_size: 2, views: vec![View::Weak] };
     let config = PipelineConfig { seed: 0, workers: 2, prefetch: 2, start_step: 0 };
     let mut p = Pipeline::new(Arc::new(split), norm(), vec![stream], &config).expect("valid pipeline");
     let err = p.next_batch().expect_err("the batch holds the corrupt file");

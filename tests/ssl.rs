@@ -10,7 +10,7 @@ mod common;
 use common::{burnish, metric_rows, run_dir, summary, text};
 
 use burnish::data::Split;
-use burnish::pipeline::{Batch, Normalize, Pipeline, PipelineConfig, StreamSpec};
+use burnish::pipeline::{Batch, Normalize, Pipeline, PipelineConfig, Stream, StreamSpec};
 use burnish_augment::View;
 
 fn simclr_batches(seed: u64) -> Vec<Batch> {
@@ -18,7 +18,7 @@ fn simclr_batches(seed: u64) -> Vec<Batch> {
     let pixels: Vec<u8> = (0..n * 3 * 16 * 16).map(|i| ((i * 7919) % 251) as u8).collect();
     let split = Split::in_memory((3, 16, 16), (0..n).map(|i| (i % 10) as u16).collect(), pixels, "t").expect("split");
     let streams = vec![StreamSpec {
-        name: "unlabeled".into(),
+        stream: Stream::Unlabeled,
         pool: (0..n).collect(),
         batch_size: 8,
         views: vec![View::SimClr, View::SimClr],
@@ -33,7 +33,7 @@ fn simclr_batches(seed: u64) -> Vec<Batch> {
 fn the_two_views_of_a_pair_differ_and_the_same_seed_repeats_them() {
     let a = simclr_batches(3);
     for batch in &a {
-        let s = batch.stream("unlabeled").expect("stream");
+        let s = batch.stream(Stream::Unlabeled).expect("stream");
         let [v0, v1] = [&s.views[0], &s.views[1]];
         let len = v0.data.len() / 8;
         for i in 0..8 {

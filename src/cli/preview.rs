@@ -75,9 +75,9 @@ pub fn run(args: &PreviewArgs) -> Result<()> {
             // A view listed twice (SimCLR's two crops) is numbered: `unlabeled/simclr#1`, `unlabeled/simclr#2`.
             let same = |v: &&burnish_augment::View| *v == view;
             let name = if stream.views.iter().filter(same).count() > 1 {
-                format!("{}/{}#{}", stream.name, view.name(), stream.views[..=vid].iter().filter(same).count())
+                format!("{}/{}#{}", stream.stream.name(), view.name(), stream.views[..=vid].iter().filter(same).count())
             } else {
-                format!("{}/{}", stream.name, view.name())
+                format!("{}/{}", stream.stream.name(), view.name())
             };
             columns.push(Column { name, view: Some((sid as u64, vid as u64, view.transform())) });
         }

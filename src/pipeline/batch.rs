@@ -2,11 +2,30 @@
 
 use burnish_augment::View;
 
+/// Which stream of a step a batch part comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Stream {
+    /// The few labelled images (B per step).
+    Labeled,
+    /// The unlabeled images (μB per step).
+    Unlabeled,
+}
+
+impl Stream {
+    /// The name recipes, metrics and messages use for the stream.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stream::Labeled => "labeled",
+            Stream::Unlabeled => "unlabeled",
+        }
+    }
+}
+
 /// One stream of a training step: which samples, which views of them, how many per step.
 #[derive(Debug, Clone)]
 pub struct StreamSpec {
-    /// Name the step refers to the stream by, e.g. `labeled` or `unlabeled`.
-    pub name: String,
+    /// Which stream this is; the step reads its views by it.
+    pub stream: Stream,
     /// Indices into the training split that this stream samples from.
     pub pool: Vec<usize>,
     /// Samples per step.
@@ -29,8 +48,8 @@ pub struct ViewBatch {
 /// A stream's share of one step.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamBatch {
-    /// The stream's name from its [`StreamSpec`].
-    pub name: String,
+    /// The stream of its [`StreamSpec`].
+    pub stream: Stream,
     /// Training-split indices of the samples, in batch order.
     pub indices: Vec<usize>,
     /// True labels of the samples (for unlabeled streams only metrics may read them).
@@ -49,9 +68,9 @@ pub struct Batch {
 }
 
 impl Batch {
-    /// The stream called `name`, if the pipeline has one.
-    pub fn stream(&self, name: &str) -> Option<&StreamBatch> {
-        self.streams.iter().find(|s| s.name == name)
+    /// The part of `stream`, if the pipeline draws it.
+    pub fn stream(&self, stream: Stream) -> Option<&StreamBatch> {
+        self.streams.iter().find(|s| s.stream == stream)
     }
 }
 

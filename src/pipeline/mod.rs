@@ -18,7 +18,7 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
 
-pub use batch::{Batch, StreamBatch, StreamSpec, ViewBatch};
+pub use batch::{Batch, Stream, StreamBatch, StreamSpec, ViewBatch};
 pub use encode::Normalize;
 
 use crate::data::{DataError, Split};
@@ -195,16 +195,20 @@ fn validate(
     }
     for s in streams {
         if s.batch_size == 0 {
-            return bad(format!("stream `{}`: batch size must be at least 1", s.name));
+            return bad(format!("stream `{}`: batch size must be at least 1", s.stream.name()));
         }
         if s.pool.is_empty() {
-            return bad(format!("stream `{}`: no samples to draw from", s.name));
+            return bad(format!("stream `{}`: no samples to draw from", s.stream.name()));
         }
         if s.views.is_empty() {
-            return bad(format!("stream `{}`: no views", s.name));
+            return bad(format!("stream `{}`: no views", s.stream.name()));
         }
         if let Some(i) = s.pool.iter().find(|&&i| i >= split.len()) {
-            return bad(format!("stream `{}`: sample index {i} is outside the split of {}", s.name, split.len()));
+            return bad(format!(
+                "stream `{}`: sample index {i} is outside the split of {}",
+                s.stream.name(),
+                split.len()
+            ));
         }
     }
     Ok(())

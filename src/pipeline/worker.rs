@@ -88,7 +88,7 @@ fn build(
             *pixels = image.into_raw();
         }
         let labels = indices.iter().map(|&i| split.label(i) as i64).collect();
-        streams.push(StreamBatch { name: spec.name.clone(), indices, labels, views: out });
+        streams.push(StreamBatch { stream: spec.stream, indices, labels, views: out });
     }
     Some(Ok(Batch { step, streams }))
 }

@@ -5,25 +5,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use burnish_augment::View;
 
 use crate::pipeline::Batch;
-
-/// Which stream of a step a tensor comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Stream {
-    /// The few labelled images (B per step).
-    Labeled,
-    /// The unlabeled images (μB per step).
-    Unlabeled,
-}
-
-impl Stream {
-    /// The name the pipeline and recipes use for the stream.
-    pub fn name(self) -> &'static str {
-        match self {
-            Stream::Labeled => "labeled",
-            Stream::Unlabeled => "unlabeled",
-        }
-    }
-}
+pub use crate::pipeline::Stream;
 
 /// One input of the step's forward: a view of a stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -77,16 +59,12 @@ pub struct StepBatch<B: Backend> {
 }
 
 impl<B: Backend> StepBatch<B> {
-    /// Uploads a pipeline batch; streams whose names are not `labeled`/`unlabeled` are ignored.
+    /// Uploads a pipeline batch.
     pub fn from_batch(batch: &Batch, device: &B::Device) -> Self {
         let mut images = Vec::new();
         let mut labels = Vec::new();
         for s in &batch.streams {
-            let stream = match s.name.as_str() {
-                "labeled" => Stream::Labeled,
-                "unlabeled" => Stream::Unlabeled,
-                _ => continue,
-            };
+            let stream = s.stream;
             let kinds: Vec<View> = s.views.iter().map(|v| v.view).collect();
             for (v, key) in s.views.iter().zip(ViewKey::for_views(stream, &kinds)) {
                 let data = TensorData::new(v.data.clone(), v.shape);

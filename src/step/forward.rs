@@ -5,6 +5,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
 use super::batch::{StepBatch, ViewKey};
+use super::StepError;
 use crate::kernels::Kernels;
 use crate::model::{BnMode, Net, NetOutput};
 
@@ -20,12 +21,12 @@ pub struct Forward<B: Backend> {
 
 impl<B: Kernels> Forward<B> {
     /// Runs `model` once over the concatenation of `keys` (in that order) from `batch`.
-    pub fn run(model: &Net<B>, batch: &StepBatch<B>, keys: &[ViewKey], mode: BnMode) -> Result<Self, String> {
+    pub fn run(model: &Net<B>, batch: &StepBatch<B>, keys: &[ViewKey], mode: BnMode) -> Result<Self, StepError> {
         let mut parts = Vec::with_capacity(keys.len());
         let mut segments = Vec::with_capacity(keys.len());
         let mut start = 0;
         for &key in keys {
-            let t = batch.view(key).ok_or_else(|| format!("the step has no `{key}` images"))?;
+            let t = batch.view(key).ok_or(StepError::MissingView(key))?;
             let n = t.dims()[0];
             segments.push((key, start, start + n));
             start += n;

@@ -7,3 +7,19 @@ mod forward;
 
 pub use batch::{StepBatch, Stream, ViewKey};
 pub use forward::Forward;
+
+/// Why a step could not be computed: the batch lacks what the objective or rule reads, or the objective cannot
+/// form the loss a rule asks for. Recipe validation rules these out for recipes; they reach code that assembles
+/// objectives or batches by hand.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StepError {
+    /// A view some stage or rule reads is not in the step's batch.
+    #[error("the step has no `{0}` images")]
+    MissingView(ViewKey),
+    /// An objective without stages has no loss.
+    #[error("a recipe needs at least one stage")]
+    NoStages,
+    /// `sam`/`asam` with `loss = "labeled"`, but no stage reads labelled views alone.
+    #[error("update.loss = \"labeled\" needs a stage that reads labelled views only")]
+    NoLabeledStage,
+}

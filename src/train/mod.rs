@@ -25,7 +25,7 @@ use crate::objective::Objective;
 use crate::params::{all_finite, global_norm};
 use crate::pipeline::Batch;
 use crate::seed::derive_seed;
-use crate::step::StepBatch;
+use crate::step::{StepBatch, StepError};
 use crate::update::UpdateRule;
 
 /// Settings of the optimisation loop (everything except the objective and the update rule).
@@ -148,7 +148,7 @@ impl<B: TrainBackend> Trainer<B> {
 
     /// Takes one optimiser step on `batch`, unless its loss, gradient or updated parameters are not finite (see
     /// [`StepReport::nonfinite`]); the checks cost one reduction each and a single read back per check.
-    pub fn train_step(&mut self, batch: &Batch) -> Result<StepReport, String> {
+    pub fn train_step(&mut self, batch: &Batch) -> Result<StepReport, StepError> {
         let step = self.step;
         let lr = self.settings.schedule.lr(self.settings.lr, step, self.settings.steps);
         let on_device = StepBatch::<B>::from_batch(batch, &self.device);

@@ -1,4 +1,4 @@
-//! Update rules: how the gradient an optimiser step applies is obtained (SPEC §4).
+//! Update rules: how the gradient an optimiser step applies is obtained (docs/rules.md).
 //!
 //! Every rule returns gradients keyed by the original model's parameter ids and never changes the model itself,
 //! so after the optimiser step θ differs from before only by the optimiser's update.
@@ -20,7 +20,7 @@ use crate::model::{BnMode, Net};
 use crate::objective::Objective;
 use crate::params::{fresh_leaf_copy, map_vector, swap_term};
 use crate::seed::{derive_seed, rng_for};
-use crate::step::{StepBatch, Stream, ViewKey};
+use crate::step::{StepBatch, StepError, Stream, ViewKey};
 
 /// Which loss SAM and ASAM perturb.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,7 +96,7 @@ impl UpdateRule {
         batch: &StepBatch<B>,
         objective: &Objective<B>,
         seed: u64,
-    ) -> Result<RuleOutput<B>, String> {
+    ) -> Result<RuleOutput<B>, StepError> {
         let chunks = match (self.m, &self.rule) {
             (Some(m), rule) if *rule != Rule::Plain => {
                 let labeled = batch.labels(Stream::Labeled).map(|l| l.dims()[0]).unwrap_or(0);
@@ -120,7 +120,7 @@ impl UpdateRule {
         batch: &StepBatch<B>,
         objective: &Objective<B>,
         seed: u64,
-    ) -> Result<RuleOutput<B>, String> {
+    ) -> Result<RuleOutput<B>, StepError> {
         let clean = objective.evaluate(model, batch, BnMode::Train, seed, None)?;
         let perturb = |g: &GradientsParams| match self.rule {
             Rule::Asam { rho, eta, .. } => asam_perturbation(model, g, rho, eta),
@@ -136,14 +136,14 @@ impl UpdateRule {
                 let g = GradientsParams::from_grads(clean.total.clone().backward(), model);
                 let epsilon = perturb(&g);
                 let perturbed = fresh_leaf_copy(model, &epsilon);
-                // Stage targets (pseudo-labels, mask) come from θ and are held at θ + ε (SPEC §4).
+                // Stage targets (pseudo-labels, mask) come from θ and are held at θ + ε (docs/rules.md).
                 let at_eps = objective.evaluate(&perturbed, batch, BnMode::TrainNoStats, seed, Some(&clean))?;
                 (GradientsParams::from_grads(at_eps.total.backward(), &perturbed), epsilon)
             }
             Rule::Sam { loss: PerturbedLoss::Labeled, .. } | Rule::Asam { loss: PerturbedLoss::Labeled, .. } => {
                 let labeled = objective.labeled();
                 if labeled.is_empty() {
-                    return Err("update.loss = \"labeled\" needs a stage that reads labelled views only".into());
+                    return Err(StepError::NoLabeledStage);
                 }
                 let g_all = GradientsParams::from_grads(clean.total.clone().backward(), model);
                 // The labelled loss on the labelled views alone, at θ and at θ + ε, so that BatchNorm normalises
@@ -159,9 +159,9 @@ impl UpdateRule {
                 (swap_term(model, &g_all, &g_lab, &g_lab_eps), epsilon)
             }
             Rule::IamS { inconsistency, views } => {
-                let x = batch.images(views).map_err(|k| format!("iam-s needs the step's `{k}` images"))?;
+                let x = batch.images(views).map_err(StepError::MissingView)?;
                 let log_q = |m: &Net<B>| log_softmax(m.forward(x.clone(), BnMode::TrainNoStats).logits, 1);
-                // p over x alone: the step's forward qualifies only if it held exactly x (SPEC §3 step 1).
+                // p over x alone: the step's forward qualifies only if it held exactly x (docs/iam.md, "Which batch x is").
                 let p = if clean.forward.holds_exactly(views) {
                     softmax(clean.forward.output.logits.clone().detach(), 1)
                 } else {
