@@ -4,7 +4,7 @@
 //! what an optimiser consumes, so a perturbation and a gradient share one representation. Only trainable
 //! parameters (those that require a gradient) take part; BatchNorm running statistics are not parameters.
 //!
-//! Two kinds of perturbed copy exist because they answer different questions (see BURN_NOTES.md):
+//! Two kinds of perturbed copy exist because they answer different questions (docs/burn.md):
 //! - [`fresh_leaf_copy`]: θ+δ as new leaves, for "the gradient at θ+δ" (SAM, ASAM, IAM-S, Algorithm 1's ascent).
 //!   Its gradients carry the original's `ParamId`s, so they go straight into the original's optimiser.
 //! - [`linked_copy`]: θ + sg(δ) built on the original's leaves, for "the gradient of a loss evaluated at θ+δ with

@@ -1,4 +1,5 @@
-//! Scoring a frozen encoder: a linear classifier trained on its features, and weighted kNN (SPEC issue 6).
+//! Scoring a frozen encoder: a linear classifier trained on its features, and weighted kNN (docs/data-flow.md,
+//! "Evaluation").
 //!
 //! Features are the backbone's pooled output in eval mode (BatchNorm running statistics), extracted once;
 //! the linear probe then trains on those fixed vectors (standardised with the training features' mean and

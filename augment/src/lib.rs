@@ -23,15 +23,16 @@
 //!   uniform in 1..=9 of 10), then Cutout of half the shorter side (plus PIL's end pixel) filled with 127
 //! - [`SimClr`]: [`RandomResizedCrop`], flip, [`ColorJitter`] (p = 0.8), grayscale (p = 0.2), optional blur
 //!
-//! [`View`] names them for recipes ("none", "weak", "strong", "simclr") and seeds each sample's RNG with
-//! [`View::rng`].
+//! [`View`] names them for recipes ("none", "weak", "strong", "simclr"); the caller seeds the RNG each sample's view
+//! draws from (burnish keys it by run seed, step, stream, sample and view, so batches do not depend on threads).
 //!
 //! ```
 //! use burnish_augment::{Image, View};
+//! use rand::SeedableRng;
 //!
 //! let img = Image::from_raw(3, 32, 32, vec![100; 32 * 32 * 3]).expect("32x32 RGB");
 //! let view: View = "strong".parse().expect("a known view");
-//! let mut rng = view.rng(0, 0, 0);
+//! let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
 //! let out = view.transform().apply(&img, &mut rng);
 //! assert_eq!((out.width(), out.height(), out.channels()), (32, 32, 3));
 //! ```

@@ -3,7 +3,7 @@
 use crate::ops;
 use crate::Image;
 
-/// One RandAugment op of FixMatch's pool (SPEC §7), applied at a discrete level.
+/// One RandAugment op of FixMatch's pool (docs/augmentations.md), applied at a discrete level.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RandOp {
     /// Leaves the image unchanged.
@@ -38,7 +38,7 @@ pub enum RandOp {
 }
 
 impl RandOp {
-    /// The pool, in SPEC §7 order; RandAugment draws from it uniformly with replacement.
+    /// The pool, in the order docs/augmentations.md lists; RandAugment draws from it uniformly with replacement.
     pub const ALL: [RandOp; 14] = [
         RandOp::Identity,
         RandOp::AutoContrast,

@@ -4,8 +4,6 @@ use crate::simclr::SimClr;
 use crate::strong::Strong;
 use crate::transform::{Identity, Transform};
 use crate::weak::Weak;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use std::fmt;
 use std::str::FromStr;
 
@@ -45,17 +43,6 @@ impl View {
             View::SimClr => Box::new(SimClr::default()),
         }
     }
-
-    /// The RNG for this view of one sample: keyed by (run seed, step, sample index, view), so a batch's bytes do not
-    /// depend on which worker thread builds which sample.
-    pub fn rng(self, run_seed: u64, step: u64, sample_index: u64) -> ChaCha8Rng {
-        let mut key = [0u8; 32];
-        key[..8].copy_from_slice(&run_seed.to_le_bytes());
-        key[8..16].copy_from_slice(&step.to_le_bytes());
-        key[16..24].copy_from_slice(&sample_index.to_le_bytes());
-        key[24..].copy_from_slice(&(self as u64).to_le_bytes());
-        ChaCha8Rng::from_seed(key)
-    }
 }
 
 impl fmt::Display for View {
@@ -91,7 +78,6 @@ impl FromStr for View {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::RngCore;
 
     #[test]
     fn names_round_trip_and_errors_list_the_valid_names() {
@@ -103,16 +89,5 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("\"strongest\""), "{msg}");
         assert!(msg.contains("none, weak, strong, simclr"), "{msg}");
-    }
-
-    #[test]
-    fn rng_streams_differ_per_key_and_repeat_per_key() {
-        let first = |mut r: ChaCha8Rng| r.next_u64();
-        let base = first(View::Weak.rng(1, 2, 3));
-        assert_eq!(base, first(View::Weak.rng(1, 2, 3)));
-        assert_ne!(base, first(View::Strong.rng(1, 2, 3)));
-        assert_ne!(base, first(View::Weak.rng(2, 2, 3)));
-        assert_ne!(base, first(View::Weak.rng(1, 3, 3)));
-        assert_ne!(base, first(View::Weak.rng(1, 2, 4)));
     }
 }

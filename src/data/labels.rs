@@ -1,4 +1,4 @@
-//! The semi-supervised split of a training set into labelled and unlabeled indices (SPEC §8).
+//! The semi-supervised split of a training set into labelled and unlabeled indices (docs/data-flow.md, "Data").
 
 use rand::seq::SliceRandom;
 use rand::SeedableRng;

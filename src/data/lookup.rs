@@ -1,5 +1,5 @@
-//! Where a data set's directory is looked up (SPEC §8): the given path, then `$BURNISH_DATA/<name>`, then
-//! `<default root>/<name>` (where `burnish data get` installs when `$BURNISH_DATA` is unset:
+//! Where a data set's directory is looked up (docs/data-flow.md, "Data"): the given path, then `$BURNISH_DATA/<name>`,
+//! then `<default root>/<name>` (where `burnish data get` installs when `$BURNISH_DATA` is unset:
 //! `~/.local/share/burnish/data` on Linux), then `/usr/share/datasets/<name>` (where Debian's `dataset-fashion-mnist`
 //! installs `/usr/share/datasets/fashion-mnist/*-ubyte.gz`).
 

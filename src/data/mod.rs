@@ -1,4 +1,4 @@
-//! Datasets: loading, look-up and labelled/unlabeled splits (SPEC §8).
+//! Datasets: loading, look-up and labelled/unlabeled splits (docs/data-flow.md, "Data").
 //!
 //! [`load`] finds and reads a data set into a [`Dataset`] of two [`Split`]s; a split hands out each
 //! image as interleaved HWC `u8` pixels through [`Split::read_pixels`], which worker threads call

@@ -1,4 +1,4 @@
-//! The divergence IAM measures: `KL(p ‖ q)` averaged over the batch (SPEC §1).
+//! The divergence IAM measures: `KL(p ‖ q)` averaged over the batch (docs/iam.md).
 
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;

@@ -1,4 +1,4 @@
-//! Local inconsistency: Algorithm 1 of the IAM paper (SPEC §3), shared by the `iam-d` stage, the `iam-s` update
+//! Local inconsistency: Algorithm 1 of the IAM paper (docs/iam.md), shared by the `iam-d` stage, the `iam-s` update
 //! rule and `burnish measure`.
 //!
 //! Given the clean distribution `p = sg(p(x; θ))` of a batch (taken from the step's clean forward, never

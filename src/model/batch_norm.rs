@@ -23,13 +23,6 @@ pub enum BnMode {
     Eval,
 }
 
-impl BnMode {
-    /// Whether this mode normalises with the current batch's statistics.
-    pub fn uses_batch_stats(self) -> bool {
-        matches!(self, BnMode::Train | BnMode::TrainNoStats)
-    }
-}
-
 /// Hyper-parameters of a [`BatchNorm`]; PyTorch's defaults.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct BatchNormConfig {

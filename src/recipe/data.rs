@@ -9,7 +9,7 @@ use crate::check::{count_at_least, Check, Problem};
 use crate::data::{DatasetKind, DEFAULT_IMAGE_CHANNELS, DEFAULT_IMAGE_SIZE};
 use crate::named;
 
-/// Where the data comes from and how each step's batch is made (SPEC §8).
+/// Where the data comes from and how each step's batch is made (docs/data-flow.md, "Data").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataSection {

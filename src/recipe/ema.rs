@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::check::{in_closed_open, Check};
 
-/// The parameter EMA (SPEC §5).
+/// The parameter EMA (docs/data-flow.md, "Train").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmaSection {

@@ -16,7 +16,7 @@ pub struct ModelSection {
     pub projection: Option<ProjectionSection>,
 }
 
-/// The projection head Linear(d→hidden)-BN-ReLU-Linear(hidden→dim) (SPEC §6).
+/// The projection head Linear(d→hidden)-BN-ReLU-Linear(hidden→dim) (docs/data-flow.md, "Model").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectionSection {

@@ -1,4 +1,4 @@
-//! The `[optimizer]` section: SGD or AdamW and their hyper-parameters (SPEC §5).
+//! The `[optimizer]` section: SGD or AdamW and their hyper-parameters (docs/data-flow.md, "Train").
 
 use serde::{Deserialize, Serialize};
 

@@ -1,4 +1,4 @@
-//! The `[schedule]` section: training length and learning-rate schedule (SPEC §5).
+//! The `[schedule]` section: training length and learning-rate schedule (docs/data-flow.md, "Train").
 
 use serde::{Deserialize, Serialize};
 
@@ -24,7 +24,7 @@ pub struct ScheduleSection {
     pub gamma: f64,
 }
 
-/// The learning-rate schedules of SPEC §5.
+/// The learning-rate schedules in docs/data-flow.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ScheduleKind {
@@ -50,17 +50,6 @@ mod default {
 }
 
 impl ScheduleSection {
-    /// A schedule of `steps` steps with every other key at its default.
-    pub fn with_steps(steps: u64) -> Self {
-        ScheduleSection {
-            kind: ScheduleKind::default(),
-            steps,
-            warmup: 0,
-            milestones: default::milestones(),
-            gamma: default::gamma(),
-        }
-    }
-
     /// Checks the ranges of the section's own keys.
     pub(crate) fn validate(&self) -> Check {
         count_at_least("schedule.steps", self.steps, 1)?;

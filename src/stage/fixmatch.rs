@@ -1,20 +1,20 @@
-//! `fixmatch`: pseudo-labels from the weak view, kept where confident, taught to the strong view (SPEC §2).
+//! `fixmatch`: pseudo-labels from the weak view, kept where confident, taught to the strong view (docs/stages.md).
 
 use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 use burnish_augment::View;
 
+use super::spec::{Needs, StageKind, Supply};
 use super::{
     per_sample_cross_entropy, per_sample_soft_cross_entropy, Metric, Stage, StageContext, StageOutput, Targets,
 };
-use super::spec::{Needs, StageKind, Supply};
 use crate::backend::TrainBackend;
 use crate::check::{above, at_least, in_open_closed, Check, Problem};
 use crate::step::{Stream, ViewKey};
 use serde::{Deserialize, Serialize};
 
-/// `[[stage]] kind = "fixmatch"`: Σ mask · CE(f(u_s), ŷ) / μB (SPEC §2).
+/// `[[stage]] kind = "fixmatch"`: Σ mask · CE(f(u_s), ŷ) / μB (docs/stages.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FixMatchSpec {
@@ -101,7 +101,10 @@ impl StageKind for FixMatchSpec {
         Ok(())
     }
     fn needs(&self, _at: &str, _supply: &Supply<'_>) -> Result<Needs, Problem> {
-        Ok(Needs::views(vec![ViewKey::new(Stream::Unlabeled, View::Weak), ViewKey::new(Stream::Unlabeled, View::Strong)]))
+        Ok(Needs::views(vec![
+            ViewKey::new(Stream::Unlabeled, View::Weak),
+            ViewKey::new(Stream::Unlabeled, View::Strong),
+        ]))
     }
 
     fn build<B: TrainBackend>(&self, _supply: &Supply<'_>, _needs: Needs) -> Result<Box<dyn Stage<B>>, Problem> {
@@ -173,7 +176,7 @@ impl<B: TrainBackend> Stage<B> for FixMatch {
     fn loss(&self, ctx: &StageContext<'_, B>) -> StageOutput<B> {
         let weak = ctx.forward.logits(ViewKey::new(Stream::Unlabeled, View::Weak)).expect("listed view");
         let strong = ctx.forward.logits(ViewKey::new(Stream::Unlabeled, View::Strong)).expect("listed view");
-        // At θ + ε the pseudo-labels and mask of θ are held (SPEC §4): the same targets, a perturbed student.
+        // At θ + ε the pseudo-labels and mask of θ are held (docs/rules.md): the same targets, a perturbed student.
         let targets = match ctx.held {
             Some(held) => held.clone(),
             None => self.targets(weak),

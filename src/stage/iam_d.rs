@@ -1,4 +1,4 @@
-//! `iam-d`: β · KL(p(x; θ) ‖ p(x; θ + sg(δ*))), the IAM regulariser as a loss term (SPEC §2, §3).
+//! `iam-d`: β · KL(p(x; θ) ‖ p(x; θ + sg(δ*))), the IAM regulariser as a loss term (docs/stages.md, docs/iam.md).
 //!
 //! The clean and perturbed distributions are taken over the same images x with BatchNorm normalising x alone in
 //! every pass. Cost model (K = 1): one ascent pass (forward + backward at θ + δ₀) inside Algorithm 1 and one
@@ -28,7 +28,7 @@ use crate::params::linked_copy;
 use crate::seed::rng_for;
 use crate::step::{Stream, ViewKey};
 
-/// `[[stage]] kind = "iam-d"`: β · KL(p(x; θ) ‖ p(x; θ + sg(δ*))) (SPEC §2, §3).
+/// `[[stage]] kind = "iam-d"`: β · KL(p(x; θ) ‖ p(x; θ + sg(δ*))) (docs/stages.md, docs/iam.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IamDSpec {
@@ -79,7 +79,7 @@ pub enum IamDDistribution {
     Components,
 }
 
-/// Defaults of the stage's keys (SPEC §3: ρ = 0.1, σ = 1e-3, K = 1).
+/// Defaults of the stage's keys (the IAM paper's ρ = 0.1, σ = 1e-3, K = 1; docs/stages.md).
 mod default {
     pub(super) fn beta() -> f64 {
         1.0
@@ -327,8 +327,8 @@ impl<B: TrainBackend> Stage<B> for IamD {
         let keys = self.keys();
         let x =
             ctx.batch.images(&keys).unwrap_or_else(|k| panic!("the step batch has every listed view; {k} is missing"));
-        // The clean branch must normalise exactly the batch the perturbed passes see (SPEC §3 step 1), or the KL
-        // would not vanish as ρ → 0. The step's forward qualifies only when it held x and nothing else.
+        // The clean branch must normalise exactly the batch the perturbed passes see (docs/iam.md, "Which batch x
+        // is"), or the KL would not vanish as ρ → 0. The step's forward qualifies only when it held x and nothing else.
         let clean = if ctx.forward.holds_exactly(&keys) {
             self.scores(ctx.forward.output.logits.clone(), ctx.forward.output.projections.clone())
         } else {

@@ -2,18 +2,26 @@
 //!
 //! A stage is one file: the serde type of its `[[stage]]` table (keys, defaults, range checks, what it reads
 //! from the step, how it is built; [`spec::StageKind`]) next to the runtime [`Stage`] that computes its loss from
-//! the step's one clean forward. Adding a stage is that file plus one line in [`registry!`] below; the recipe's
-//! parsing, `kind` names, validation against the data section and the trainer's building all come from it.
+//! the step's one clean forward. Adding a stage is that file plus, here, its `mod` line and one line in
+//! [`registry!`]; the recipe's parsing, `kind` names, validation against the data section and the trainer's
+//! building all come from the registry line.
 
 mod spec;
 
+// Declared outside the registry because rustfmt does not look for modules inside macro invocations.
+mod entropy;
+mod fixmatch;
+mod iam_d;
+mod ntxent;
+mod supervised;
+
 pub use spec::{Needs, StageKind, Supply};
 
-/// The stage kinds: `"kind" => Variant(module::Spec)`. Declares the modules, the [`StageSpec`] enum a recipe's
+/// The stage kinds: `"kind" => Variant(module::Spec)`. Re-exports the modules, declares the [`StageSpec`] enum a recipe's
 /// `[[stage]]` tables parse into, and its dispatch to each kind's [`StageKind`] methods.
 macro_rules! registry {
     ($($kind:literal => $variant:ident($module:ident::$spec:ident)),+ $(,)?) => {
-        $(mod $module; pub use $module::*;)+
+        $(pub use $module::*;)+
 
         /// One `[[stage]]` table: a loss term and its settings, tagged by `kind`.
         #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

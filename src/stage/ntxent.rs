@@ -1,4 +1,4 @@
-//! `ntxent`: SimCLR's normalised-temperature cross-entropy between two views of each image (SPEC §2).
+//! `ntxent`: SimCLR's normalised-temperature cross-entropy between two views of each image (docs/stages.md).
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
@@ -11,7 +11,7 @@ use crate::backend::TrainBackend;
 use crate::check::{above, at_least, Check, Problem};
 use crate::step::{Stream, ViewKey};
 
-/// `[[stage]] kind = "ntxent"`: NT-Xent over the projections of two views (SPEC §2).
+/// `[[stage]] kind = "ntxent"`: NT-Xent over the projections of two views (docs/stages.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NtXentSpec {

@@ -1,4 +1,5 @@
-//! Exponential moving average of the parameters (SPEC §5): `θ_ema ← d·θ_ema + (1 − d)·θ`, buffers copied.
+//! Exponential moving average of the parameters (docs/data-flow.md, "Train"): `θ_ema ← d·θ_ema + (1 − d)·θ`, buffers
+//! copied.
 
 use burn::module::{AutodiffModule, Module, ModuleMapper, ModuleVisitor, Param};
 use burn::optim::GradientsParams;

@@ -1,4 +1,4 @@
-//! Optimisers (SPEC §5): SGD with momentum/Nesterov and AdamW, with weight decay kept off biases and
+//! Optimisers (docs/data-flow.md, "Train"): SGD with momentum/Nesterov and AdamW, with weight decay kept off biases and
 //! BatchNorm parameters unless asked.
 //!
 //! Burn's optimisers decay every parameter, so their own decay is set to zero and burnish applies it:

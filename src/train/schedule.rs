@@ -1,4 +1,4 @@
-//! Learning-rate schedules (SPEC §5): the learning rate as a pure function of the step, so resuming needs no state.
+//! Learning-rate schedules (docs/data-flow.md, "Train"): the learning rate as a pure function of the step, so resuming needs no state.
 
 use std::f64::consts::PI;
 

@@ -1,4 +1,4 @@
-//! The perturbations ε of SAM and ASAM, as plain functions of the gradient (SPEC §4).
+//! The perturbations ε of SAM and ASAM, as plain functions of the gradient (docs/rules.md).
 
 use burn::module::AutodiffModule;
 use burn::optim::GradientsParams;
