@@ -5,13 +5,13 @@
 mod eval;
 mod folder;
 mod log;
+mod progress;
 pub mod signal;
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Result};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 pub use eval::Evaluator;
@@ -25,6 +25,7 @@ use crate::plan::{self, DataPlan};
 use crate::probe::ProbeResult;
 use crate::recipe::{NonFinitePolicy, Recipe};
 use crate::train::{StepReport, Trainer};
+use progress::Progress;
 
 /// How a run is started.
 #[derive(Debug, Clone, Default)]
@@ -133,7 +134,7 @@ pub fn train<B: TrainBackend>(recipe: &Recipe, options: &RunOptions, device: B::
     let (start, total) = (trainer.step(), recipe.schedule.steps);
     let stop_at = options.stop_after.map_or(total, |s| s.min(total));
     let mut log = MetricsLog::open(&folder.dir, start, &resolved)?;
-    let bar = progress_bar(options.progress, total, start);
+    let bar = Progress::new(options.progress, total, start, &trainer.objective.stage_names());
     let mut pipeline = Pipeline::new(
         data.train.clone(),
         data.norm.clone(),
@@ -162,7 +163,7 @@ pub fn train<B: TrainBackend>(recipe: &Recipe, options: &RunOptions, device: B::
         if let Some(cause) = &report.nonfinite {
             let give_up = recipe.train.on_nonfinite == NonFinitePolicy::Stop || in_a_row >= recipe.train.max_skipped;
             if give_up {
-                bar.finish_and_clear();
+                bar.finish();
                 return Err(diverge(&folder, &mut summary, &report, cause, in_a_row, started)?.into());
             }
         }
@@ -177,7 +178,7 @@ pub fn train<B: TrainBackend>(recipe: &Recipe, options: &RunOptions, device: B::
                 measured = Some(s);
             }
         }
-        update_bar(&bar, &report, images_per_s, measured);
+        bar.update(&report, images_per_s, measured);
         if every(recipe.checkpoint.every) && done < total {
             save(&trainer, &folder, &resolved, recipe.checkpoint.keep)?;
         }
@@ -186,7 +187,7 @@ pub fn train<B: TrainBackend>(recipe: &Recipe, options: &RunOptions, device: B::
         }
     }
     save(&trainer, &folder, &resolved, recipe.checkpoint.keep)?;
-    bar.finish_and_clear();
+    bar.finish();
     let outcome = match signal::received() {
         Some(s) => Outcome::Interrupted(s),
         None if trainer.step() < total => Outcome::Paused,
@@ -298,31 +299,4 @@ impl Summary {
         self.outcome = Some(outcome);
         self.wall_s = started.elapsed().as_secs_f64();
     }
-}
-
-fn progress_bar(show: bool, total: u64, start: u64) -> ProgressBar {
-    if !show {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}")
-            .expect("a valid template"),
-    );
-    bar.set_position(start);
-    bar
-}
-
-fn update_bar(bar: &ProgressBar, report: &StepReport, images_per_s: f64, measured: Option<f64>) {
-    let get = |k: &str| report.metrics.iter().find(|(n, _)| n == k || n.ends_with(&format!("/{k}"))).map(|(_, v)| *v);
-    let mut msg = format!("loss {:.4} lr {:.4}", get("loss").unwrap_or(f64::NAN), report.lr);
-    if let Some(m) = get("mask_rate") {
-        msg += &format!(" mask {m:.2}");
-    }
-    if let Some(s) = get("s_rho").or(measured) {
-        msg += &format!(" Ŝρ {s:.2e}");
-    }
-    msg += &format!(" {images_per_s:.0} img/s");
-    bar.set_message(msg);
-    bar.set_position(report.step + 1);
 }
