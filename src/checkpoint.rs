@@ -51,7 +51,9 @@ pub enum CheckpointError {
     },
 }
 
-/// Everything a run needs to continue exactly where it stopped.
+/// Everything a run needs to continue exactly where it stopped: the step and recipe decoded, the weights and the
+/// optimiser state as their encoded bytes. Build one with [`Checkpoint::of`] and read weights back with
+/// [`Checkpoint::load_model`] and [`Checkpoint::load_ema`], which know the encoding.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Checkpoint {
     /// Optimiser steps taken.
