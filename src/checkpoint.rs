@@ -1,10 +1,20 @@
 //! Checkpoint files: one [`Checkpoint`] (step, resolved recipe, model, optimiser state, EMA) written as named byte
 //! sections in one file, atomically (temporary file, fsync, rename, fsync of the folder), so that a crash at any
 //! moment leaves the previous checkpoint or the new one, never a torn file. The format is in `docs/checkpoints.md`.
+//!
+//! This module is the only place that knows the section names and how each is encoded (weights included), so the
+//! trainer that writes checkpoints and the commands that inspect them cannot drift apart.
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
+use burn::tensor::backend::Backend;
+
+use crate::backend::TrainBackend;
+use crate::train::Trainer;
 
 const MAGIC: &[u8; 16] = b"burnish-ckpt-v1\n";
 
@@ -41,7 +51,9 @@ pub enum CheckpointError {
     },
 }
 
-/// Everything a run needs to continue exactly where it stopped.
+/// Everything a run needs to continue exactly where it stopped: the step and recipe decoded, the weights and the
+/// optimiser state as their encoded bytes. Build one with [`Checkpoint::of`] and read weights back with
+/// [`Checkpoint::load_model`] and [`Checkpoint::load_ema`], which know the encoding.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Checkpoint {
     /// Optimiser steps taken.
@@ -56,7 +68,56 @@ pub struct Checkpoint {
     pub ema: Option<Vec<u8>>,
 }
 
+type Bytes = BinBytesRecorder<FullPrecisionSettings>;
+
+/// Serialises model weights and buffers at full precision (the encoding of the `model` and `ema` sections).
+pub fn model_bytes<B: Backend, M: Module<B>>(m: M) -> Result<Vec<u8>, String> {
+    Bytes::default().record(m.into_record(), ()).map_err(|e| format!("cannot serialise the model: {e}"))
+}
+
+/// Loads weights written by [`model_bytes`] into `m`.
+pub fn load_model_bytes<B: Backend, M: Module<B>>(m: M, bytes: Vec<u8>, device: &B::Device) -> Result<M, String> {
+    let record = Bytes::default().load(bytes, device).map_err(|e| format!("cannot read the model weights: {e}"))?;
+    Ok(m.load_record(record))
+}
+
 impl Checkpoint {
+    /// The state of `trainer` (step, weights, optimiser state, EMA), with the resolved `recipe` alongside.
+    pub fn of<B: TrainBackend>(trainer: &Trainer<B>, recipe: &str) -> Result<Self, String> {
+        Ok(Self {
+            step: trainer.step(),
+            recipe: recipe.to_string(),
+            model: model_bytes(trainer.model.clone())?,
+            optimizer: trainer.optimizer_state()?,
+            // With an EMA, the evaluation model is the average.
+            ema: trainer.has_ema().then(|| model_bytes(trainer.eval_model())).transpose()?,
+        })
+    }
+
+    /// Whether the checkpoint holds EMA weights.
+    pub fn has_ema(&self) -> bool {
+        self.ema.is_some()
+    }
+
+    /// The raw weights loaded into `m`, a model of the checkpoint's architecture.
+    pub fn load_model<B: Backend, M: Module<B>>(&self, m: M, device: &B::Device) -> Result<M, String> {
+        load_model_bytes(m, self.model.clone(), device)
+    }
+
+    /// The EMA weights loaded into `m`, for a command that inspects them; an error when the run kept no EMA.
+    pub fn load_ema<B: Backend, M: Module<B>>(&self, m: M, device: &B::Device) -> Result<M, String> {
+        let bytes =
+            self.ema.clone().ok_or_else(|| format!("the checkpoint has no `{EMA}` weights (the run kept no EMA)"))?;
+        load_model_bytes(m, bytes, device)
+    }
+
+    /// The EMA weights loaded into `m`, for a resumed run whose recipe keeps an EMA (so their absence is an error
+    /// of the checkpoint, not of the command).
+    pub fn load_ema_to_resume<B: Backend, M: Module<B>>(&self, m: M, device: &B::Device) -> Result<M, String> {
+        let bytes = self.ema.clone().ok_or_else(|| format!("has no `{EMA}` section, but the recipe keeps an EMA"))?;
+        load_model_bytes(m, bytes, device)
+    }
+
     /// Writes the checkpoint to `path` atomically; on failure no partial file is left behind.
     pub fn write(&self, path: &Path) -> Result<(), CheckpointError> {
         let step = self.step.to_le_bytes();
@@ -88,6 +149,15 @@ impl Checkpoint {
         let optimizer = take(OPTIMIZER).ok_or_else(|| bad(format!("has no `{OPTIMIZER}` section")))?;
         let ema = take(EMA);
         Ok(Self { step, recipe, model, optimizer, ema })
+    }
+}
+
+/// The name of the section holding the EMA (`ema = true`) or the raw weights, as commands name the weights they read.
+pub fn weights_section(ema: bool) -> &'static str {
+    if ema {
+        EMA
+    } else {
+        MODEL
     }
 }
 

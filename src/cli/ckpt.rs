@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::backend::{device, Train};
 use crate::checkpoint::Checkpoint;
@@ -11,7 +11,7 @@ use crate::data::Split;
 use crate::model::Net;
 use crate::plan::{self, DataPlan};
 use crate::recipe::Recipe;
-use crate::train::{load_model_bytes, Trainer};
+use crate::train::Trainer;
 
 /// Which images of the data set a command reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -73,17 +73,17 @@ impl Loaded {
 
     /// Whether the checkpoint holds EMA weights.
     pub fn has_ema(&self) -> bool {
-        self.checkpoint.ema.is_some()
+        self.checkpoint.has_ema()
     }
 
     /// The raw (`ema = false`) or EMA weights as a model on the default device.
     pub fn model(&self, ema: bool) -> Result<Net<Train>> {
-        let bytes = if ema {
-            self.checkpoint.ema.clone().context("the checkpoint has no `ema` weights (the run kept no EMA)")?
+        let model = if ema {
+            self.checkpoint.load_ema(self.initial_model(), &device())
         } else {
-            self.checkpoint.model.clone()
+            self.checkpoint.load_model(self.initial_model(), &device())
         };
-        load_model_bytes(self.initial_model(), bytes, &device()).map_err(anyhow::Error::msg)
+        model.map_err(anyhow::Error::msg)
     }
 
     /// The model the run started from (the recipe's seeded initialisation): the floor a probe is compared with.

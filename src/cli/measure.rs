@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use crate::backend::{device, Train};
+use crate::checkpoint::weights_section;
 use crate::iam::{measure_classifier, Inconsistency};
 use crate::plan;
 use crate::train::load_images;
@@ -50,7 +51,7 @@ pub fn run(args: &MeasureArgs) -> Result<()> {
     let loaded = Loaded::open(&args.ckpt)?;
     let (recipe, data) = (&loaded.recipe, &loaded.data);
     let dev = device();
-    let section = if args.ema { "ema" } else { "model" };
+    let section = weights_section(args.ema);
     let model = loaded.model(args.ema)?;
     let (split, subset) = args.split.of(data)?;
     let pool: Vec<usize> = subset.map_or_else(|| (0..split.len()).collect(), <[usize]>::to_vec);

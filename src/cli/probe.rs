@@ -7,6 +7,7 @@ use burn::module::AutodiffModule;
 
 use super::ckpt::Loaded;
 use crate::backend::Train;
+use crate::checkpoint::weights_section;
 use crate::data::labeled_indices;
 use crate::plan;
 use crate::probe::probe;
@@ -72,13 +73,7 @@ pub fn run(args: &ProbeArgs) -> Result<()> {
         None => data.labeled.clone(),
     };
     let model = if args.random_init { loaded.initial_model() } else { loaded.model(args.ema)? };
-    let weights = if args.random_init {
-        "random-init"
-    } else if args.ema {
-        "ema"
-    } else {
-        "model"
-    };
+    let weights = if args.random_init { "random-init" } else { weights_section(args.ema) };
     let r = probe::<Train>(
         &model.valid(),
         &data.dataset.train,

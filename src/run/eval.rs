@@ -42,6 +42,35 @@ impl<'a, B: TrainBackend> Evaluator<'a, B> {
         Ok(Self { recipe, data, device, measure_images, measure_settings: plan::inconsistency_settings(recipe) })
     }
 
+    /// Test accuracy after the step just taken, when `eval.every` asks for one; the last step's is
+    /// [`Evaluator::test_accuracy`] at the finish, after the final checkpoint.
+    pub fn scheduled_test(&self, trainer: &Trainer<B>) -> Result<Option<(f64, f64)>> {
+        let done = trainer.step();
+        let due = super::due(self.recipe.eval.every, done) && done < self.recipe.schedule.steps;
+        due.then(|| self.test_accuracy(trainer)).transpose()
+    }
+
+    /// The probe after the step just taken, when `eval.probe_every` asks for one.
+    pub fn scheduled_probe(&self, trainer: &Trainer<B>) -> Result<Option<ProbeResult>> {
+        super::due(self.recipe.eval.probe_every, trainer.step()).then(|| self.probe(trainer)).transpose()
+    }
+
+    /// The probe of a finished run, unless the schedule probed its last step already.
+    pub fn final_probe(&self, trainer: &Trainer<B>) -> Result<Option<ProbeResult>> {
+        let every = self.recipe.eval.probe_every;
+        let due = every > 0 && !self.recipe.schedule.steps.is_multiple_of(every);
+        due.then(|| self.probe(trainer)).transpose()
+    }
+
+    /// Ŝ_ρ after the step just taken, when `eval.measure_every` asks for it.
+    pub fn scheduled_inconsistency(&self, trainer: &Trainer<B>) -> Option<f64> {
+        if super::due(self.recipe.eval.measure_every, trainer.step()) {
+            self.inconsistency(trainer)
+        } else {
+            None
+        }
+    }
+
     /// Test accuracy of the raw and the EMA weights (equal without an EMA).
     pub fn test_accuracy(&self, trainer: &Trainer<B>) -> Result<(f64, f64)> {
         let test = &self.data.dataset.test;

@@ -1,17 +1,18 @@
 //! A training run: the loop over steps with its folder (`folder.rs`), metrics files (`log.rs`), evaluations
-//! (`eval.rs`), checkpoints, progress bar, divergence policy and interruption by signal (`signal.rs`), all exact
-//! under `--resume`.
+//! (`eval.rs`), progress bar (`progress.rs`), checkpoints and divergence policy (`session.rs`, the units the loop
+//! calls) and interruption by signal (`signal.rs`), all exact under `--resume`.
 
 mod eval;
 mod folder;
 mod log;
+mod progress;
+mod session;
 pub mod signal;
 
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{bail, Result};
-use indicatif::{ProgressBar, ProgressStyle};
+use anyhow::Result;
 use serde::Serialize;
 
 pub use eval::Evaluator;
@@ -20,11 +21,10 @@ pub use log::{MetricsLog, StepRow, EVAL_COLUMNS, TIMING_COLUMNS};
 pub use signal::Signal;
 
 use crate::backend::TrainBackend;
-use crate::pipeline::Pipeline;
-use crate::plan::{self, DataPlan};
+use crate::plan;
 use crate::probe::ProbeResult;
-use crate::recipe::{NonFinitePolicy, Recipe};
-use crate::train::{StepReport, Trainer};
+use crate::recipe::Recipe;
+use session::Session;
 
 /// How a run is started.
 #[derive(Debug, Clone, Default)]
@@ -125,138 +125,27 @@ pub fn train<B: TrainBackend>(recipe: &Recipe, options: &RunOptions, device: B::
         None => RunFolder::create(&options.runs_dir, &recipe.name, &resolved)?,
     };
     let data = plan::data(recipe)?;
-    let mut trainer = trainer::<B>(recipe, &data, device.clone())?;
-    if options.resume.is_some() {
-        resume(&mut trainer, &folder, &resolved)?;
-    }
-    let evaluator = Evaluator::new(recipe, &data, device)?;
-    let (start, total) = (trainer.step(), recipe.schedule.steps);
+    let mut run = Session::<B>::start(recipe, &resolved, options, folder, &data, device, started)?;
+    let total = recipe.schedule.steps;
     let stop_at = options.stop_after.map_or(total, |s| s.min(total));
-    let mut log = MetricsLog::open(&folder.dir, start, &resolved)?;
-    let bar = progress_bar(options.progress, total, start);
-    let mut pipeline = Pipeline::new(
-        data.train.clone(),
-        data.norm.clone(),
-        data.streams.clone(),
-        &plan::pipeline_config(recipe, start),
-    )?;
-    let mut summary = Summary::new(recipe, &folder, log.skipped_steps());
-    let mut in_a_row = 0;
-    let mut measured = None;
-    while trainer.step() < stop_at {
-        let t0 = Instant::now();
-        let batch = pipeline.next_batch()?;
-        let waited = t0.elapsed().as_secs_f64();
-        let images: usize = batch.streams.iter().map(|s| s.views.iter().map(|v| v.shape[0]).sum::<usize>()).sum();
-        let report = trainer.train_step(&batch).map_err(anyhow::Error::msg)?;
-        let images_per_s = images as f64 / t0.elapsed().as_secs_f64();
-        let done = trainer.step();
-        in_a_row = if report.nonfinite.is_some() { in_a_row + 1 } else { 0 };
-        summary.skipped_steps += u64::from(report.nonfinite.is_some());
-        let every = |n: u64| n > 0 && done % n == 0;
-        let test =
-            if every(recipe.eval.every) && done < total { Some(evaluator.test_accuracy(&trainer)?) } else { None };
-        summary.record_test(test);
-        let skipped_steps = summary.skipped_steps;
-        log.step(&StepRow { report: &report, images_per_s, data_wait_s: waited, skipped_steps, test })?;
-        if let Some(cause) = &report.nonfinite {
-            let give_up = recipe.train.on_nonfinite == NonFinitePolicy::Stop || in_a_row >= recipe.train.max_skipped;
-            if give_up {
-                bar.finish_and_clear();
-                return Err(diverge(&folder, &mut summary, &report, cause, in_a_row, started)?.into());
-            }
-        }
-        if every(recipe.eval.probe_every) {
-            let r = evaluator.probe(&trainer)?;
-            log.extra(done, &[("probe_acc", r.linear_acc), ("knn_acc", r.knn_acc)])?;
-            summary.record_probe(r);
-        }
-        if every(recipe.eval.measure_every) {
-            if let Some(s) = evaluator.inconsistency(&trainer) {
-                log.extra(done, &[("s_rho_measured", s)])?;
-                measured = Some(s);
-            }
-        }
-        update_bar(&bar, &report, images_per_s, measured);
-        if every(recipe.checkpoint.every) && done < total {
-            save(&trainer, &folder, &resolved, recipe.checkpoint.keep)?;
-        }
+    while run.done() < stop_at {
+        let step = run.take_step()?;
+        let test = run.test_on_schedule()?;
+        run.log_step(&step, test)?;
+        run.stop_if_diverged(&step)?;
+        run.probe_and_measure_on_schedule()?;
+        run.show(&step);
+        run.checkpoint_on_schedule()?;
         if signal::received().is_some() {
             break;
         }
     }
-    save(&trainer, &folder, &resolved, recipe.checkpoint.keep)?;
-    bar.finish_and_clear();
-    let outcome = match signal::received() {
-        Some(s) => Outcome::Interrupted(s),
-        None if trainer.step() < total => Outcome::Paused,
-        None => Outcome::Finished,
-    };
-    if outcome == Outcome::Finished {
-        let (raw, ema) = evaluator.test_accuracy(&trainer)?;
-        log.extra(trainer.step(), &[(EVAL_COLUMNS[0], raw), (EVAL_COLUMNS[1], ema)])?;
-        summary.record_test(Some((raw, ema)));
-        if recipe.eval.probe_every > 0 && !total.is_multiple_of(recipe.eval.probe_every) {
-            let r = evaluator.probe(&trainer)?;
-            log.extra(trainer.step(), &[("probe_acc", r.linear_acc), ("knn_acc", r.knn_acc)])?;
-            summary.record_probe(r);
-        }
-    }
-    summary.finish(trainer.step(), outcome, started);
-    folder.write_summary(&summary)?;
-    Ok(summary)
+    run.finish()
 }
 
-/// A trainer for `recipe` at step 0, with the recipe's seeded initial weights.
-fn trainer<B: TrainBackend>(recipe: &Recipe, data: &DataPlan, device: B::Device) -> Result<Trainer<B>> {
-    let (channels, _, _) = data.dataset.shape();
-    let net = plan::net(recipe, channels, data.dataset.num_classes);
-    let model = Trainer::<B>::init_model(&net, recipe.seed, &device);
-    let objective = plan::objective::<B>(recipe).map_err(anyhow::Error::msg)?;
-    Ok(Trainer::new(model, objective, plan::update_rule(recipe), plan::train_settings(recipe), device))
-}
-
-/// Loads the folder's latest checkpoint into `trainer`; a run that crashed before its first checkpoint starts again
-/// from step 0, which its seeded initialisation makes the same run.
-fn resume<B: TrainBackend>(trainer: &mut Trainer<B>, folder: &RunFolder, resolved: &str) -> Result<()> {
-    let Some(latest) = folder.latest_checkpoint()? else {
-        return Ok(());
-    };
-    let saved = trainer.load(&latest)?;
-    if saved != resolved {
-        bail!(
-            "{} was written by a different recipe than the one given (compare with {}/recipe.toml)",
-            latest.display(),
-            folder.dir.display()
-        );
-    }
-    Ok(())
-}
-
-fn save<B: TrainBackend>(trainer: &Trainer<B>, folder: &RunFolder, recipe: &str, keep: usize) -> Result<()> {
-    trainer.save(&folder.checkpoint_path(trainer.step()), recipe)?;
-    folder.prune(keep)
-}
-
-/// Records a divergence in `summary.json` and builds the error that ends the run.
-fn diverge(
-    folder: &RunFolder,
-    summary: &mut Summary,
-    report: &StepReport,
-    cause: &str,
-    in_a_row: u64,
-    started: Instant,
-) -> Result<Diverged> {
-    let step = report.step + 1;
-    summary.diverged = Some(Divergence { step, cause: cause.to_string() });
-    summary.finish(report.step, Outcome::Paused, started);
-    folder.write_summary(summary)?;
-    let last = match folder.latest_checkpoint()? {
-        Some(c) => format!("The last good checkpoint is {}.", c.display()),
-        None => "No checkpoint was written before it.".to_string(),
-    };
-    let skips = if in_a_row > 1 { format!(" ({in_a_row} non-finite steps in a row)") } else { String::new() };
-    Ok(Diverged { step, cause: cause.to_string(), skips, last })
+/// Whether a schedule of one event every `every` steps (0: never) has one after `done` steps.
+fn due(every: u64, done: u64) -> bool {
+    every > 0 && done.is_multiple_of(every)
 }
 
 impl Summary {
@@ -298,31 +187,4 @@ impl Summary {
         self.outcome = Some(outcome);
         self.wall_s = started.elapsed().as_secs_f64();
     }
-}
-
-fn progress_bar(show: bool, total: u64, start: u64) -> ProgressBar {
-    if !show {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}")
-            .expect("a valid template"),
-    );
-    bar.set_position(start);
-    bar
-}
-
-fn update_bar(bar: &ProgressBar, report: &StepReport, images_per_s: f64, measured: Option<f64>) {
-    let get = |k: &str| report.metrics.iter().find(|(n, _)| n == k || n.ends_with(&format!("/{k}"))).map(|(_, v)| *v);
-    let mut msg = format!("loss {:.4} lr {:.4}", get("loss").unwrap_or(f64::NAN), report.lr);
-    if let Some(m) = get("mask_rate") {
-        msg += &format!(" mask {m:.2}");
-    }
-    if let Some(s) = get("s_rho").or(measured) {
-        msg += &format!(" Ŝρ {s:.2e}");
-    }
-    msg += &format!(" {images_per_s:.0} img/s");
-    bar.set_message(msg);
-    bar.set_position(report.step + 1);
 }

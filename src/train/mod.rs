@@ -15,8 +15,10 @@ pub use eval::{accuracy, load_images, Accuracy};
 pub use optim::{Optim, OptimizerSpec};
 pub use schedule::Schedule;
 
+// The weight encoding is the checkpoint's; re-exported where it has always been found.
+pub use crate::checkpoint::{load_model_bytes, model_bytes};
+
 use burn::module::Module;
-use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 
 use crate::backend::TrainBackend;
 use crate::checkpoint::{Checkpoint, CheckpointError};
@@ -86,23 +88,6 @@ pub struct Trainer<B: TrainBackend> {
     ema: Option<Ema>,
     step: u64,
     device: B::Device,
-}
-
-type Bytes = BinBytesRecorder<FullPrecisionSettings>;
-
-/// Serialises model weights and buffers at full precision.
-pub fn model_bytes<B: burn::tensor::backend::Backend, M: Module<B>>(m: M) -> Result<Vec<u8>, String> {
-    Bytes::default().record(m.into_record(), ()).map_err(|e| format!("cannot serialise the model: {e}"))
-}
-
-/// Loads weights written by [`model_bytes`] into `m`.
-pub fn load_model_bytes<B: burn::tensor::backend::Backend, M: Module<B>>(
-    m: M,
-    bytes: Vec<u8>,
-    device: &B::Device,
-) -> Result<M, String> {
-    let record = Bytes::default().load(bytes, device).map_err(|e| format!("cannot read the model weights: {e}"))?;
-    Ok(m.load_record(record))
 }
 
 impl<B: TrainBackend> Trainer<B> {
@@ -189,21 +174,16 @@ impl<B: TrainBackend> Trainer<B> {
         Ok(StepReport { step, lr, metrics, nonfinite })
     }
 
-    /// The run's state as a checkpoint; `recipe` (the resolved recipe) is stored alongside.
-    pub fn checkpoint(&self, recipe: &str) -> Result<Checkpoint, String> {
-        Ok(Checkpoint {
-            step: self.step,
-            recipe: recipe.to_string(),
-            model: model_bytes(self.model.clone())?,
-            optimizer: self.optim.to_bytes()?,
-            ema: self.ema.as_ref().map(|e| model_bytes(e.model(&self.model))).transpose()?,
-        })
+    /// The optimiser state, serialised (the checkpoint's `optimizer` section).
+    pub fn optimizer_state(&self) -> Result<Vec<u8>, String> {
+        self.optim.to_bytes()
     }
 
-    /// Writes the run's state to `path` atomically (see [`Trainer::checkpoint`]).
+    /// Writes the run's state to `path` atomically (see [`Checkpoint::of`]); `recipe` (the resolved recipe) is
+    /// stored alongside.
     pub fn save(&self, path: &std::path::Path, recipe: &str) -> Result<(), CheckpointError> {
         let fail = |reason: String| CheckpointError::Format { path: path.to_path_buf(), reason };
-        self.checkpoint(recipe).map_err(fail)?.write(path)
+        Checkpoint::of(self, recipe).map_err(fail)?.write(path)
     }
 
     /// Restores a state written by [`Trainer::save`]; returns the stored recipe text.
@@ -211,14 +191,13 @@ impl<B: TrainBackend> Trainer<B> {
         let fail = |reason: String| CheckpointError::Format { path: path.to_path_buf(), reason };
         let c = Checkpoint::read(path)?;
         self.step = c.step;
-        self.model = load_model_bytes(self.model.clone(), c.model, &self.device).map_err(fail)?;
+        self.model = c.load_model(self.model.clone(), &self.device).map_err(fail)?;
         let optim = std::mem::replace(&mut self.optim, Optim::new(self.settings.optimizer.clone()));
-        self.optim = optim.load_bytes(c.optimizer, &self.device).map_err(fail)?;
+        self.optim = optim.load_bytes(c.optimizer.clone(), &self.device).map_err(fail)?;
         if let Some(decay) = self.settings.ema_decay {
-            let bytes = c.ema.ok_or_else(|| fail("has no `ema` section, but the recipe keeps an EMA".into()))?;
             // Loading gave the model the checkpoint's parameter ids; the average must be keyed by them too.
             let mut ema = Ema::new(&self.model, decay);
-            let saved = load_model_bytes(self.model.clone(), bytes, &self.device).map_err(fail)?;
+            let saved = c.load_ema_to_resume(self.model.clone(), &self.device).map_err(fail)?;
             ema.load(&saved);
             self.ema = Some(ema);
         }
