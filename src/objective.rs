@@ -2,10 +2,12 @@
 //! once over every view the stages read, then every stage reads its rows and the weighted losses are summed.
 //! Update rules (`crate::update`) evaluate it at θ and, for SAM-like rules, at θ + ε (docs/rules.md).
 
+use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
 
 use crate::backend::TrainBackend;
 use crate::model::{BnMode, Net};
+use crate::params::{add, scale};
 use crate::seed::derive_seed;
 use crate::stage::{StageContext, Targets, Weighted};
 use crate::step::{Forward, StepBatch, StepError, Stream, ViewKey};
@@ -14,6 +16,8 @@ use crate::step::{Forward, StepBatch, StepError, Stream, ViewKey};
 pub struct Objective<B: TrainBackend> {
     /// Stages in recipe order.
     pub stages: Vec<Weighted<B>>,
+    /// The (0-based) step being trained, which the stages' weight schedules read; the trainer sets it.
+    pub step: u64,
 }
 
 /// The objective evaluated once: its loss, the forward it came from, its metrics and the stages' targets.
@@ -26,6 +30,9 @@ pub struct Evaluation<B: TrainBackend> {
     pub metrics: Vec<(String, Tensor<B, 1>)>,
     /// Each evaluated stage's model-derived targets, by stage index, to hold fixed at θ + ε.
     pub targets: Vec<(usize, Targets<B>)>,
+    /// Σ weight · gradient of the stages that compute their gradient themselves (`ggcr`), to add to the gradient of
+    /// `total`; `None` when no stage does.
+    pub gradient: Option<GradientsParams>,
 }
 
 impl<B: TrainBackend> Evaluation<B> {
@@ -36,6 +43,11 @@ impl<B: TrainBackend> Evaluation<B> {
 }
 
 impl<B: TrainBackend> Objective<B> {
+    /// An objective of `stages`, at step 0.
+    pub fn new(stages: Vec<Weighted<B>>) -> Self {
+        Self { stages, step: 0 }
+    }
+
     /// Every view some stage reads, each once, in first-use order (so labelled views come first).
     pub fn views(&self) -> Vec<ViewKey> {
         self.views_of(&self.all())
@@ -73,6 +85,9 @@ impl<B: TrainBackend> Objective<B> {
         for (s, prefix) in self.stages.iter().zip(self.stage_names()) {
             names.push(format!("{prefix}/loss"));
             names.extend(s.stage.metric_names().iter().map(|m| format!("{prefix}/{m}")));
+            if !s.schedule.is_constant() {
+                names.push(format!("{prefix}/weight"));
+            }
         }
         names.push("loss".into());
         names
@@ -117,14 +132,17 @@ impl<B: TrainBackend> Objective<B> {
         let mut total: Option<Tensor<B, 1>> = None;
         let mut metrics = Vec::new();
         let mut targets = Vec::new();
+        let mut gradient: Option<GradientsParams> = None;
         for &i in indices {
             let (s, name) = (&self.stages[i], &names[i]);
+            let weight = s.weight_at(self.step);
             let ctx = StageContext {
                 forward: &forward,
                 batch,
                 model,
                 seed: derive_seed(&[seed, i as u64]),
                 held: held.and_then(|h| h.targets_of(i)),
+                weight,
             };
             let out = s.stage.loss(&ctx);
             debug_assert!(
@@ -135,10 +153,21 @@ impl<B: TrainBackend> Objective<B> {
             for m in out.metrics {
                 metrics.push((format!("{name}/{}", m.name), m.value));
             }
+            if !s.schedule.is_constant() {
+                let w = Tensor::from_data(burn::tensor::TensorData::new(vec![weight as f32], [1]), &out.loss.device());
+                metrics.push((format!("{name}/weight"), w));
+            }
             if let Some(t) = out.targets {
                 targets.push((i, t));
             }
-            let term = out.loss.mul_scalar(s.weight);
+            if let Some(g) = out.gradient {
+                let g = scale(model, &g, weight);
+                gradient = Some(match gradient {
+                    Some(acc) => add(model, &acc, &g),
+                    None => g,
+                });
+            }
+            let term = out.loss.mul_scalar(weight);
             total = Some(match total {
                 Some(t) => t + term,
                 None => term,
@@ -146,6 +175,6 @@ impl<B: TrainBackend> Objective<B> {
         }
         let total = total.ok_or(StepError::NoStages)?;
         metrics.push(("loss".into(), total.clone().detach()));
-        Ok(Evaluation { total, forward, metrics, targets })
+        Ok(Evaluation { total, forward, metrics, targets, gradient })
     }
 }

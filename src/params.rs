@@ -281,3 +281,85 @@ pub fn linked_copy<B: AutodiffBackend, M: AutodiffModule<B>>(model: &M, delta: &
     }
     model.clone().map(&mut Linked(delta))
 }
+
+/// `a · b` over the trainable parameters of `model`, read back to the host.
+pub fn dot<B: AutodiffBackend, M: AutodiffModule<B>>(model: &M, a: &GradientsParams, b: &GradientsParams) -> f64 {
+    let b = flat_by_id::<B, M>(model, b);
+    let mut sum: Option<Tensor<Inner<B>, 1>> = None;
+    map_vector(model, a, |e| {
+        if let Some(other) = b.get(&e.id) {
+            let term = (e.flat.clone() * other.clone()).sum();
+            sum = Some(match sum.take() {
+                Some(s) => s + term,
+                None => term,
+            });
+        }
+        e
+    });
+    sum.map_or(0.0, |s| s.into_data().convert::<f64>().to_vec::<f64>().map_or(f64::NAN, |v| v[0]))
+}
+
+/// `a + s · b` for two vectors over the same model.
+pub fn axpy<B: AutodiffBackend, M: AutodiffModule<B>>(
+    model: &M,
+    a: &GradientsParams,
+    s: f64,
+    b: &GradientsParams,
+) -> GradientsParams {
+    let b = flat_by_id::<B, M>(model, b);
+    map_vector(model, a, |mut e| {
+        if let Some(other) = b.get(&e.id) {
+            e.flat = e.flat + other.clone().mul_scalar(s);
+        }
+        e
+    })
+}
+
+/// `s · v`.
+pub fn scale<B: AutodiffBackend, M: AutodiffModule<B>>(model: &M, v: &GradientsParams, s: f64) -> GradientsParams {
+    map_vector(model, v, |mut e| {
+        e.flat = e.flat.mul_scalar(s);
+        e
+    })
+}
+
+/// ‖θ‖ over the trainable parameters that `like` has entries for.
+pub fn parameter_norm<B: AutodiffBackend, M: AutodiffModule<B>>(model: &M, like: &GradientsParams) -> f64 {
+    let mut sum = 0.0;
+    map_vector(model, like, |e| {
+        let sq = e.theta.clone().powf_scalar(2.0).sum().into_data().convert::<f64>().to_vec::<f64>();
+        sum += sq.map_or(f64::NAN, |v| v[0]);
+        e
+    });
+    sum.sqrt()
+}
+
+/// The gradient of `loss` at θ + δ, keyed by `model`'s parameter ids (an empty δ is θ itself).
+pub fn gradient_at<B, M, F>(model: &M, delta: &GradientsParams, mut loss: F) -> GradientsParams
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B>,
+    F: FnMut(&M) -> Tensor<B, 1>,
+{
+    let copy = fresh_leaf_copy::<B, M>(model, delta);
+    GradientsParams::from_grads(loss(&copy).backward(), &copy)
+}
+
+/// The Hessian-vector product `H v` of `loss` at θ by central differences of gradients (Burn cannot differentiate
+/// twice): `(∇L(θ + h v) − ∇L(θ − h v)) / 2h`, with h chosen so that the step `h v` has norm `h_rel · max(‖θ‖, 1)`.
+/// Two forward + backward passes; the error is O(h²) times the third derivative (docs/stages.md, `ggcr`).
+pub fn hessian_vector<B, M, F>(model: &M, v: &GradientsParams, h_rel: f64, mut loss: F) -> GradientsParams
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B>,
+    F: FnMut(&M) -> Tensor<B, 1>,
+{
+    let v_norm = dot(model, v, v).sqrt();
+    if v_norm == 0.0 || !v_norm.is_finite() {
+        return scale(model, v, 0.0);
+    }
+    let h = h_rel * parameter_norm(model, v).max(1.0) / v_norm;
+    let plus = gradient_at(model, &scale(model, v, h), &mut loss);
+    let minus = gradient_at(model, &scale(model, v, -h), &mut loss);
+    scale(model, &axpy(model, &plus, -1.0, &minus), 1.0 / (2.0 * h))
+}

@@ -134,9 +134,9 @@ pub fn objective<B: TrainBackend>(recipe: &Recipe) -> Result<Objective<B>, Probl
     for (i, spec) in recipe.stages.iter().enumerate() {
         let needs = spec.needs(i, &supply)?;
         let stage = spec.build::<B>(&supply, needs)?;
-        stages.push(Weighted { weight: spec.weight(), stage });
+        stages.push(Weighted { weight: spec.weight(), schedule: spec.schedule(), stage });
     }
-    Ok(Objective { stages })
+    Ok(Objective::new(stages))
 }
 
 /// Whether some stage reads the labelled stream; SimCLR recipes do not, and then it is not drawn at all.

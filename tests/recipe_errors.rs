@@ -121,14 +121,14 @@ fn cases() -> Vec<Case> {
             edit(17, r#"kind = "fixmatch2""#),
             Kind::BadValue,
             at(17, 1, "stage.1.kind"),
-            r#"unknown stage kind "fixmatch2" (expected one of: supervised, fixmatch, iam-d, ntxent, entropy)"#,
+            r#"unknown stage kind "fixmatch2" (expected one of: supervised, fixmatch, iam-d, ntxent, entropy, ggcr)"#,
         ),
         case(
             "unknown key in a stage",
             edit(18, "thresh = 0.9"),
             Kind::UnknownKey,
             at(18, 1, "stage.1.thresh"),
-            "unknown key (expected one of: weight, threshold, pseudo_labels, temperature, normalize)",
+            "unknown key (expected one of: weight, threshold, pseudo_labels, temperature, normalize, start_step, ramp_steps)",
         ),
         case(
             "wrong type in a stage",

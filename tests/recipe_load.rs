@@ -3,10 +3,10 @@
 
 use burnish::data::DatasetKind;
 use burnish::recipe::{
-    Arch, AsamSpec, CheckpointSection, EmaSection, EvalSection, FixMatchNormalize, FixMatchSpec, IamDDistribution,
-    IamDSource, IamDSpec, IamSSpec, NtXentSpec, OptimizerKind, OptimizerSection, PerturbedLossKind, PlainSpec,
-    ProbeOptimizer, ProjectionSection, PseudoLabelKind, Recipe, SamSpec, ScheduleKind, StageSpec, SupervisedSpec,
-    UnlabeledPool, UpdateSection,
+    Arch, AsamSpec, CheckpointSection, EmaSection, EvalSection, FixMatchNormalize, FixMatchSpec, GgcrSpec,
+    IamDDistribution, IamDSource, IamDSpec, IamSSpec, NtXentSpec, OptimizerKind, OptimizerSection, PerturbedLossKind,
+    PlainSpec, ProbeOptimizer, ProjectionSection, PseudoLabelKind, Recipe, SamSpec, ScheduleKind, StageSpec,
+    SupervisedSpec, UnlabeledPool, UpdateSection,
 };
 use burnish_augment::View;
 
@@ -69,13 +69,21 @@ fn defaults_are_filled_in() {
     assert_eq!(
         r.stages,
         vec![
-            StageSpec::Supervised(SupervisedSpec { weight: 1.0, view: View::Weak, label_smoothing: 0.0 }),
+            StageSpec::Supervised(SupervisedSpec {
+                weight: 1.0,
+                view: View::Weak,
+                label_smoothing: 0.0,
+                start_step: 0,
+                ramp_steps: 0
+            }),
             StageSpec::FixMatch(FixMatchSpec {
                 weight: 1.0,
                 threshold: 0.95,
                 pseudo_labels: PseudoLabelKind::Hard,
                 temperature: 1.0,
-                normalize: FixMatchNormalize::All
+                normalize: FixMatchNormalize::All,
+                start_step: 0,
+                ramp_steps: 0
             }),
             StageSpec::IamD(IamDSpec {
                 beta: 1.0,
@@ -84,7 +92,9 @@ fn defaults_are_filled_in() {
                 steps: 1,
                 source: IamDSource::Batch,
                 distribution: IamDDistribution::Ntxent,
-                ascent_fraction: 1.0
+                ascent_fraction: 1.0,
+                start_step: 0,
+                ramp_steps: 0
             }),
         ]
     );
@@ -275,17 +285,22 @@ fn a_recipe_can_set_every_key() {
     assert_eq!(r.model.projection, Some(ProjectionSection { hidden: 256, dim: 64 }));
     assert_eq!(r.stages.iter().map(StageSpec::kind).collect::<Vec<_>>(), ["ntxent", "iam-d", "supervised"]);
     assert_eq!(r.stages.iter().map(StageSpec::weight).collect::<Vec<_>>(), [0.5, 10.0, 2.0]);
-    assert_eq!(r.stages[0], StageSpec::NtXent(NtXentSpec { weight: 0.5, temperature: 0.2 }));
+    assert_eq!(r.stages[0], StageSpec::NtXent(NtXentSpec { weight: 0.5, temperature: 0.2, ..NtXentSpec::default() }));
     assert!(r.has_stage("iam-d") && !r.has_stage("fixmatch"));
     assert_eq!(r.optimizer.kind, OptimizerKind::AdamW);
     assert_eq!(r.schedule.kind, ScheduleKind::Multistep);
 }
 
 #[test]
-fn ggcr_is_refused_while_training_cannot_run_it() {
-    // A kind is parsed only when the trainer can build it: `ggcr` comes back with issue 19.
-    let err = Recipe::from_str(EVERYTHING, "e.toml", &[]).expect_err("ggcr is not a stage kind yet");
-    assert!(err.to_string().contains("stage.3.kind: unknown stage kind \"ggcr\""), "{err}");
+fn ggcr_needs_the_plain_rule_and_weak_and_strong_unlabeled_views() {
+    let err = Recipe::from_str(EVERYTHING, "e.toml", &[]).expect_err("ggcr in a SimCLR recipe with iam-s");
+    assert!(err.to_string().contains("update.rule: stage.3 (ggcr) computes its gradient by extra passes"), "{err}");
+    let ggcr = MINIMAL.replace("kind = \"iam-d\"", "kind = \"ggcr\"\nh = 0.5");
+    let r = load(&ggcr, &[]);
+    assert_eq!(r.stages[2], StageSpec::Ggcr(GgcrSpec { h: 0.5, ..GgcrSpec::default() }));
+    let err = Recipe::from_str(&ggcr, "g.toml", &["data.unlabeled_views=[\"weak\", \"weak\"]".into()])
+        .expect_err("no strong view");
+    assert!(err.to_string().contains("must include \"weak\" and \"strong\": stage.1 (fixmatch)"), "{err}");
 }
 
 #[test]

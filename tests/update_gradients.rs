@@ -64,12 +64,10 @@ fn model() -> Net<AD> {
 
 /// Supervised CE + FixMatch at a threshold that masks some unlabeled rows and keeps others at initialisation.
 fn fixmatch_objective() -> Objective<AD> {
-    Objective {
-        stages: vec![
-            Weighted { weight: 1.0, stage: Box::new(Supervised::default()) },
-            Weighted { weight: 1.0, stage: Box::new(FixMatch { threshold: 0.3, ..FixMatch::default() }) },
-        ],
-    }
+    Objective::new(vec![
+        Weighted::new(1.0, Box::new(Supervised::default())),
+        Weighted::new(1.0, Box::new(FixMatch { threshold: 0.3, ..FixMatch::default() })),
+    ])
 }
 
 /// The objective at the flat parameters `theta`, with targets held from `held` (or derived afresh).
@@ -209,7 +207,7 @@ fn iam_d_gradient_flows_through_both_branches_with_the_fixmatch_layout() {
         ascent_fraction: 1.0,
     };
     let mut objective = fixmatch_objective();
-    objective.stages.push(Weighted { weight: 2.0, stage: Box::new(iam_d) });
+    objective.stages.push(Weighted::new(2.0, Box::new(iam_d)));
     let theta = flatten(&model);
     let (g, _) = rule_gradient(&UpdateRule::new(Rule::Plain), &model, &batch, &objective);
     let kl = clean(&objective, &model, &batch, &theta).metrics;

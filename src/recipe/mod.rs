@@ -31,8 +31,8 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::model::{Arch, ArchError};
 pub use crate::stage::{
-    EntropySpec, FixMatchNormalize, FixMatchSpec, IamDDistribution, IamDSource, IamDSpec, NtXentSpec, PseudoLabelKind,
-    StageSpec, SupervisedSpec,
+    EntropySpec, FixMatchNormalize, FixMatchSpec, GgcrSpec, IamDDistribution, IamDSource, IamDSpec, NtXentSpec,
+    PseudoLabelKind, StageSpec, SupervisedSpec,
 };
 pub use crate::update::{AsamSpec, IamSSpec, PerturbedLossKind, PlainSpec, SamSpec, UpdateSection};
 pub use checkpoint::CheckpointSection;

@@ -86,6 +86,15 @@ fn stage_needs(r: &Recipe, i: usize, stage: &StageSpec) -> Check {
             format!("{who} needs a projection head: add a [model.projection] table"),
         ));
     }
+    if needs.own_gradient && r.update.name() != "plain" {
+        return Err(Problem::new(
+            "update.rule",
+            format!(
+                "{who} computes its gradient by extra passes that a {:?} step cannot repeat at θ + ε: use \"plain\"",
+                r.update.name()
+            ),
+        ));
+    }
     for other in &needs.stages {
         if !r.stages.iter().any(|s| s.kind() == *other) {
             return Err(Problem::new(own("stage"), format!("{who} builds on a [[stage]] kind = {other:?}: add one")));

@@ -7,7 +7,7 @@ use burn::tensor::Tensor;
 use burnish_augment::View;
 use serde::{Deserialize, Serialize};
 
-use super::spec::{Needs, StageKind, Supply};
+use super::spec::{is_zero, Needs, StageKind, Supply, WeightSchedule};
 use super::{Metric, Stage, StageContext, StageOutput};
 use crate::backend::TrainBackend;
 use crate::check::{at_least, Check, Problem};
@@ -24,6 +24,12 @@ pub struct EntropySpec {
     /// The unlabeled view the entropy is taken on; must be one of `data.unlabeled_views`.
     #[serde(default = "default::view", with = "named::one")]
     pub view: View,
+    /// First step (0-based) at which the weight is not 0 (default 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub start_step: u64,
+    /// Steps over which the weight then ramps linearly to full (default 0: at once).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub ramp_steps: u64,
 }
 
 /// Defaults of the stage's keys: weight 0.1, as entropy minimisation usually runs next to a supervised loss.
@@ -40,13 +46,17 @@ mod default {
 
 impl Default for EntropySpec {
     fn default() -> Self {
-        EntropySpec { weight: default::weight(), view: default::view() }
+        EntropySpec { weight: default::weight(), view: default::view(), start_step: 0, ramp_steps: 0 }
     }
 }
 
 impl StageKind for EntropySpec {
     fn weight(&self) -> f64 {
         self.weight
+    }
+
+    fn schedule(&self) -> WeightSchedule {
+        WeightSchedule { start_step: self.start_step, ramp_steps: self.ramp_steps }
     }
 
     fn validate(&self, at: &str) -> Check {

@@ -5,7 +5,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 use burnish_augment::View;
 
-use super::spec::{Needs, StageKind, Supply};
+use super::spec::{is_zero, Needs, StageKind, Supply, WeightSchedule};
 use super::{
     per_sample_cross_entropy, per_sample_soft_cross_entropy, Metric, Stage, StageContext, StageOutput, Targets,
 };
@@ -33,6 +33,12 @@ pub struct FixMatchSpec {
     /// What the masked loss is divided by.
     #[serde(default)]
     pub normalize: FixMatchNormalize,
+    /// First step (0-based) at which the weight is not 0 (default 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub start_step: u64,
+    /// Steps over which the weight then ramps linearly to full (default 0: at once).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub ramp_steps: u64,
 }
 
 /// The denominator of FixMatch's unlabeled loss.
@@ -78,6 +84,8 @@ impl Default for FixMatchSpec {
             pseudo_labels: PseudoLabelKind::default(),
             temperature: default::temperature(),
             normalize: FixMatchNormalize::default(),
+            start_step: 0,
+            ramp_steps: 0,
         }
     }
 }
@@ -85,6 +93,10 @@ impl Default for FixMatchSpec {
 impl StageKind for FixMatchSpec {
     fn weight(&self) -> f64 {
         self.weight
+    }
+
+    fn schedule(&self) -> WeightSchedule {
+        WeightSchedule { start_step: self.start_step, ramp_steps: self.ramp_steps }
     }
 
     fn validate(&self, at: &str) -> Check {
@@ -191,7 +203,7 @@ impl<B: TrainBackend> Stage<B> for FixMatch {
             let confident_correct = (correct * mask.clone()).sum() / mask.sum().clamp_min(1.0);
             metrics.push(Metric { name: "pseudo_acc_masked", value: confident_correct });
         }
-        StageOutput { loss, metrics, targets: Some(targets) }
+        StageOutput { loss, metrics, targets: Some(targets), gradient: None }
     }
 }
 

@@ -18,7 +18,7 @@ use burnish_augment::View;
 use serde::{Deserialize, Serialize};
 
 use super::ntxent::pair;
-use super::spec::{Needs, StageKind, Supply};
+use super::spec::{is_zero, Needs, StageKind, Supply, WeightSchedule};
 use super::{ntxent_logits, Metric, NtXentSpec, Stage, StageContext, StageOutput, StageSpec};
 use crate::backend::TrainBackend;
 use crate::check::{above, at_least, count_at_least, in_open_closed, Check, Problem};
@@ -55,6 +55,12 @@ pub struct IamDSpec {
     /// ascent").
     #[serde(default = "default::ascent_fraction")]
     pub ascent_fraction: f64,
+    /// First step (0-based) at which the weight is not 0 (default 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub start_step: u64,
+    /// Steps over which the weight then ramps linearly to full (default 0: at once).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub ramp_steps: u64,
 }
 
 /// The inputs and distribution whose inconsistency IAM-D penalises.
@@ -108,6 +114,8 @@ impl Default for IamDSpec {
             source: IamDSource::default(),
             distribution: IamDDistribution::default(),
             ascent_fraction: default::ascent_fraction(),
+            start_step: 0,
+            ramp_steps: 0,
         }
     }
 }
@@ -115,6 +123,10 @@ impl Default for IamDSpec {
 impl StageKind for IamDSpec {
     fn weight(&self) -> f64 {
         self.beta
+    }
+
+    fn schedule(&self) -> WeightSchedule {
+        WeightSchedule { start_step: self.start_step, ramp_steps: self.ramp_steps }
     }
 
     fn validate(&self, at: &str) -> Check {

@@ -11,11 +11,12 @@ mod spec;
 // Declared outside the registry because rustfmt does not look for modules inside macro invocations.
 mod entropy;
 mod fixmatch;
+mod ggcr;
 mod iam_d;
 mod ntxent;
 mod supervised;
 
-pub use spec::{Needs, StageKind, Supply};
+pub use spec::{Needs, StageKind, Supply, WeightSchedule};
 
 /// The stage kinds: `"kind" => Variant(module::Spec)`. Re-exports the modules, declares the [`StageSpec`] enum a recipe's
 /// `[[stage]]` tables parse into, and its dispatch to each kind's [`StageKind`] methods.
@@ -51,6 +52,11 @@ macro_rules! registry {
             /// The stage's weight in the summed loss (β for `iam-d`).
             pub fn weight(&self) -> f64 {
                 match self { $(StageSpec::$variant(s) => s.weight(),)+ }
+            }
+
+            /// The stage's weight schedule (its `start_step` and `ramp_steps`).
+            pub fn schedule(&self) -> WeightSchedule {
+                match self { $(StageSpec::$variant(s) => s.schedule(),)+ }
             }
 
             /// Checks the stage's own ranges; `index` is its 0-based position among the `[[stage]]` tables.
@@ -96,6 +102,7 @@ registry! {
     "iam-d" => IamD(iam_d::IamDSpec),
     "ntxent" => NtXent(ntxent::NtXentSpec),
     "entropy" => Entropy(entropy::EntropySpec),
+    "ggcr" => Ggcr(ggcr::GgcrSpec),
 }
 
 use burn::tensor::backend::Backend;
@@ -118,6 +125,9 @@ pub struct StageContext<'a, B: TrainBackend> {
     /// The targets this stage derived from the model at θ, when the objective is evaluated again at a perturbed
     /// θ + ε (SAM, ASAM, IAM-S): they are held fixed there instead of being derived again.
     pub held: Option<&'a Targets<B>>,
+    /// The stage's effective weight at this step (after its schedule): a stage may skip work whose result would
+    /// be multiplied by 0.
+    pub weight: f64,
 }
 
 /// Targets a stage derives from the model itself (FixMatch's pseudo-labels and mask): computed once at θ and
@@ -142,7 +152,7 @@ pub struct Metric<B: TrainBackend> {
 }
 
 /// A stage's contribution to the step.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct StageOutput<B: TrainBackend> {
     /// The unweighted loss (a one-element tensor that carries gradient).
     pub loss: Tensor<B, 1>,
@@ -150,12 +160,15 @@ pub struct StageOutput<B: TrainBackend> {
     pub metrics: Vec<Metric<B>>,
     /// Targets derived from the model at this evaluation's parameters, to hold fixed at θ + ε.
     pub targets: Option<Targets<B>>,
+    /// The unweighted gradient of the loss, for a stage that computes it itself because Burn cannot differentiate
+    /// its loss (`ggcr`); its `loss` is then a detached value. Keyed by the model's parameter ids.
+    pub gradient: Option<burn::optim::GradientsParams>,
 }
 
 impl<B: TrainBackend> StageOutput<B> {
     /// An output without model-derived targets.
     pub fn new(loss: Tensor<B, 1>, metrics: Vec<Metric<B>>) -> Self {
-        Self { loss, metrics, targets: None }
+        Self { loss, metrics, targets: None, gradient: None }
     }
 }
 
@@ -175,8 +188,22 @@ pub trait Stage<B: TrainBackend>: Send + Sync {
 pub struct Weighted<B: TrainBackend> {
     /// Multiplies the stage's loss.
     pub weight: f64,
+    /// How the weight changes over training.
+    pub schedule: WeightSchedule,
     /// The stage.
     pub stage: Box<dyn Stage<B>>,
+}
+
+impl<B: TrainBackend> Weighted<B> {
+    /// A stage with a constant weight.
+    pub fn new(weight: f64, stage: Box<dyn Stage<B>>) -> Self {
+        Self { weight, schedule: WeightSchedule::default(), stage }
+    }
+
+    /// The weight at (0-based) `step`.
+    pub fn weight_at(&self, step: u64) -> f64 {
+        self.weight * self.schedule.factor(step)
+    }
 }
 
 /// Mean cross-entropy of `logits` against integer `targets`, with label smoothing `eps` (0 for none).

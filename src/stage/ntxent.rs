@@ -5,7 +5,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 
 use serde::{Deserialize, Serialize};
 
-use super::spec::{Needs, StageKind, Supply};
+use super::spec::{is_zero, Needs, StageKind, Supply, WeightSchedule};
 use super::{cross_entropy, Metric, Stage, StageContext, StageOutput};
 use crate::backend::TrainBackend;
 use crate::check::{above, at_least, Check, Problem};
@@ -21,6 +21,12 @@ pub struct NtXentSpec {
     /// Temperature τ (> 0) of the similarity logits.
     #[serde(default = "default::temperature")]
     pub temperature: f64,
+    /// First step (0-based) at which the weight is not 0 (default 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub start_step: u64,
+    /// Steps over which the weight then ramps linearly to full (default 0: at once).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub ramp_steps: u64,
 }
 
 /// Defaults of the stage's keys (τ = 0.5, SimCLR's CIFAR value).
@@ -35,13 +41,17 @@ mod default {
 
 impl Default for NtXentSpec {
     fn default() -> Self {
-        NtXentSpec { weight: default::weight(), temperature: default::temperature() }
+        NtXentSpec { weight: default::weight(), temperature: default::temperature(), start_step: 0, ramp_steps: 0 }
     }
 }
 
 impl StageKind for NtXentSpec {
     fn weight(&self) -> f64 {
         self.weight
+    }
+
+    fn schedule(&self) -> WeightSchedule {
+        WeightSchedule { start_step: self.start_step, ramp_steps: self.ramp_steps }
     }
 
     fn validate(&self, at: &str) -> Check {

@@ -37,6 +37,9 @@ pub struct Needs {
     pub projection: bool,
     /// Other stage kinds the stage builds on.
     pub stages: Vec<&'static str>,
+    /// Whether the stage computes its gradient itself (by extra passes, as `ggcr` does) instead of through its loss:
+    /// then only the `plain` rule can use it, since perturbed evaluations cannot repeat those passes.
+    pub own_gradient: bool,
     /// The stage's own key whose value made these needs (`view`, `source`): an unmet view or head is reported
     /// there rather than at the data or model key.
     pub chosen_by: Option<&'static str>,
@@ -54,11 +57,47 @@ impl Needs {
     }
 }
 
+/// A stage's weight over training: 0 before `start_step`, then a linear ramp to full weight over `ramp_steps` steps
+/// (every stage's `start_step` and `ramp_steps` keys; both 0, the default, is the constant weight).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WeightSchedule {
+    /// First step at which the stage's weight is not 0.
+    pub start_step: u64,
+    /// Steps over which the weight ramps linearly from 1/ramp_steps of full to full (0: full at once).
+    pub ramp_steps: u64,
+}
+
+impl WeightSchedule {
+    /// Whether the weight is the same at every step.
+    pub fn is_constant(&self) -> bool {
+        self.start_step == 0 && self.ramp_steps == 0
+    }
+
+    /// The multiplier of the stage's weight at (0-based) `step`, in [0, 1].
+    pub fn factor(&self, step: u64) -> f64 {
+        if step < self.start_step {
+            0.0
+        } else if self.ramp_steps == 0 {
+            1.0
+        } else {
+            ((step - self.start_step + 1) as f64 / self.ramp_steps as f64).min(1.0)
+        }
+    }
+}
+
+/// Serde's `skip_serializing_if` for the schedule keys, so recipes without them resolve to the same text as before.
+pub(crate) fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
 /// The recipe side of a stage kind: implemented by the serde type of its `[[stage]]` table and listed once in
 /// the registry in `src/stage/mod.rs`, which derives parsing, `kind` names, validation and building from it.
 pub trait StageKind: Sized {
     /// The stage's weight in the summed loss.
     fn weight(&self) -> f64;
+
+    /// How the weight changes over training (its `start_step` and `ramp_steps` keys).
+    fn schedule(&self) -> WeightSchedule;
 
     /// Checks the ranges of the stage's own keys; `at` is its key prefix (`stage.N`).
     fn validate(&self, at: &str) -> Check;

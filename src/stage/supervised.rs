@@ -3,7 +3,7 @@
 use burnish_augment::View;
 use serde::{Deserialize, Serialize};
 
-use super::spec::{Needs, StageKind, Supply};
+use super::spec::{is_zero, Needs, StageKind, Supply, WeightSchedule};
 use super::{cross_entropy, Metric, Stage, StageContext, StageOutput};
 use crate::backend::TrainBackend;
 use crate::check::{at_least, in_closed_open, Check, Problem};
@@ -23,6 +23,12 @@ pub struct SupervisedSpec {
     /// Label smoothing ε in [0, 1).
     #[serde(default)]
     pub label_smoothing: f64,
+    /// First step (0-based) at which the weight is not 0 (default 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub start_step: u64,
+    /// Steps over which the weight then ramps linearly to full (default 0: at once).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub ramp_steps: u64,
 }
 
 /// Defaults of the stage's keys.
@@ -39,13 +45,23 @@ mod default {
 
 impl Default for SupervisedSpec {
     fn default() -> Self {
-        SupervisedSpec { weight: default::weight(), view: default::view(), label_smoothing: 0.0 }
+        SupervisedSpec {
+            weight: default::weight(),
+            view: default::view(),
+            label_smoothing: 0.0,
+            start_step: 0,
+            ramp_steps: 0,
+        }
     }
 }
 
 impl StageKind for SupervisedSpec {
     fn weight(&self) -> f64 {
         self.weight
+    }
+
+    fn schedule(&self) -> WeightSchedule {
+        WeightSchedule { start_step: self.start_step, ramp_steps: self.ramp_steps }
     }
 
     fn validate(&self, at: &str) -> Check {

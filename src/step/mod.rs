@@ -22,4 +22,7 @@ pub enum StepError {
     /// `sam`/`asam` with `loss = "labeled"`, but no stage reads labelled views alone.
     #[error("update.loss = \"labeled\" needs a stage that reads labelled views only")]
     NoLabeledStage,
+    /// A stage computes its gradient itself (`ggcr`), which only the `plain` rule can apply.
+    #[error("a stage that computes its own gradient (ggcr) combines only with update.rule = \"plain\"")]
+    OwnGradient,
 }

@@ -141,6 +141,7 @@ impl<B: TrainBackend> Trainer<B> {
         // The clean forward moves the running statistics; a dropped step must undo that too. A clone is cheap:
         // tensors are shared handles.
         let before = self.model.clone();
+        self.objective.step = step;
         let out = self.rule.gradients(&self.model, &on_device, &self.objective, seed)?;
         let mut metrics: Vec<(String, f64)> = out
             .metrics

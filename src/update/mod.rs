@@ -122,6 +122,9 @@ impl UpdateRule {
         seed: u64,
     ) -> Result<RuleOutput<B>, StepError> {
         let clean = objective.evaluate(model, batch, BnMode::Train, seed, None)?;
+        if clean.gradient.is_some() && self.rule != Rule::Plain {
+            return Err(StepError::OwnGradient);
+        }
         let perturb = |g: &GradientsParams| match self.rule {
             Rule::Asam { rho, eta, .. } => asam_perturbation(model, g, rho, eta),
             Rule::Sam { rho, .. } => sam_perturbation(model, g, rho),
@@ -129,7 +132,10 @@ impl UpdateRule {
         };
         let (grads, epsilon) = match &self.rule {
             Rule::Plain => {
-                let grads = GradientsParams::from_grads(clean.total.clone().backward(), model);
+                let mut grads = GradientsParams::from_grads(clean.total.clone().backward(), model);
+                if let Some(own) = &clean.gradient {
+                    grads = crate::params::add(model, &grads, own);
+                }
                 return Ok(RuleOutput { grads, metrics: clean.metrics, perturbations: Vec::new() });
             }
             Rule::Sam { loss: PerturbedLoss::All, .. } | Rule::Asam { loss: PerturbedLoss::All, .. } => {
