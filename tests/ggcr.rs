@@ -1,7 +1,7 @@
 //! The `ggcr` stage in f64: its cosine against a hand-written loss, its gradient (two finite-difference
 //! Hessian-vector products) against central differences of the regulariser itself on cnn-small (BatchNorm), zero
-//! when both views are the same image, and the finite-difference Hessian-vector product against an exactly built
-//! Hessian.
+//! when both views are the same image, the finite-difference Hessian-vector product against an exactly built
+//! Hessian, and the plain rule adding the scheduled, weighted GGCR gradient to the loss gradient.
 //!
 //! f64 on flex is a process-wide device setting, so these tests live in their own test binary.
 
@@ -92,7 +92,7 @@ fn the_gradient_matches_central_differences_of_the_regulariser() {
     for seed in 0..3u64 {
         let u = gaussian_values(g.len(), 200 + seed, 1.0);
         let u: Vec<f64> = u.iter().map(|x| x / norm(&u)).collect();
-        let fd = directional(&r, &theta, &u, H);
+        let fd = directional(r, &theta, &u, H);
         let analytic = dot(&g, &u);
         let err = (fd - analytic).abs() / analytic.abs().max(1e-8);
         assert!(err < 1e-4, "direction {seed}: ∇R·u = {analytic:e}, finite difference {fd:e} (rel. err {err:e})");
@@ -193,4 +193,52 @@ steps = 40
     assert!(err.to_string().contains("stage.2 (ggcr) builds on a [[stage]] kind = \"fixmatch\""), "{err}");
     let err = Recipe::from_str(text, "g.toml", &["stage.2.granularity=sample".into()]).expect_err("per-sample form");
     assert!(err.to_string().contains("stage.2.granularity: \"sample\" is not available"), "{err}");
+}
+
+#[test]
+fn the_plain_rule_applies_the_weighted_ggcr_gradient_on_top_of_the_loss_gradient() {
+    use burnish::objective::Objective;
+    use burnish::stage::{FixMatch, WeightSchedule, Weighted};
+    use burnish::step::{StepBatch, Stream, ViewKey};
+    use burnish::update::{Rule, UpdateRule};
+    use burnish_augment::View;
+
+    let (m, weak, strong) = (model(), images(6), images(7));
+    let labels: Vec<i64> = (0..N as i64).map(|i| i % CLASSES as i64).collect();
+    let batch = StepBatch::<AD> {
+        images: vec![
+            (ViewKey::new(Stream::Unlabeled, View::Weak), weak.clone()),
+            (ViewKey::new(Stream::Unlabeled, View::Strong), strong.clone()),
+        ],
+        labels: vec![(Stream::Unlabeled, Tensor::from_data(TensorData::new(labels, [N]), &device()))],
+    };
+    // A threshold every row passes, so that both losses have gradients.
+    let fixmatch = || Box::new(FixMatch { threshold: 1e-3, ..FixMatch::default() });
+    let ggcr = Ggcr { threshold: 1e-3, h: 1e-6 };
+    let rule = UpdateRule::new(Rule::Plain);
+    let grads = |objective: &Objective<AD>| {
+        flatten_vector(&m, &rule.gradients(&m, &batch, objective, 1).expect("a step").grads)
+    };
+    let alone = grads(&Objective::new(vec![Weighted::new(1.0, fixmatch())]));
+    // Ramping from step 4 over 4 steps: at step 5 the weight is 0.5 · 2/4.
+    let mut both = Objective::new(vec![
+        Weighted::new(1.0, fixmatch()),
+        Weighted {
+            weight: 0.5,
+            schedule: WeightSchedule { start_step: 4, ramp_steps: 4 },
+            stage: Box::new(ggcr.clone()),
+        },
+    ]);
+    both.step = 5;
+    let combined = grads(&both);
+    let clean = m.forward(Tensor::cat(vec![weak.clone(), strong.clone()], 0), BnMode::TrainNoStats).logits;
+    let probs = softmax(clean.narrow(0, 0, N).detach(), 1);
+    let pseudo = probs.clone().argmax(1).squeeze_dim::<1>(1);
+    let mask = probs.max_dim(1).squeeze_dim::<1>(1).greater_equal_elem(1e-3).float();
+    let r = flatten_vector(&m, &ggcr.evaluate(&m, &weak, &strong, &pseudo, &mask, true).gradient.expect("a gradient"));
+    let expected = common::fd::axpy(&alone, 0.25, &r);
+    let err = norm(&common::fd::axpy(&combined, -1.0, &expected)) / norm(&expected);
+    assert!(err < 1e-9, "relative error {err:e}");
+    both.step = 3;
+    assert!(norm(&common::fd::axpy(&grads(&both), -1.0, &alone)) / norm(&alone) < 1e-12, "weight 0 before step 4");
 }

@@ -10,7 +10,8 @@
 //!   ∇θ (1 − c) = −[ H_w (ĝ_s − c ĝ_w) / ‖g_w‖ + H_s (ĝ_w − c ĝ_s) / ‖g_s‖ ].
 //!
 //! Cost per step: two forward + backward passes for g_w and g_s, and four for the two products, each over the
-//! 2μB unlabeled images with BatchNorm normalising them in batch mode without touching the running statistics. The
+//! 2μB unlabeled images with BatchNorm normalising them in batch mode without touching the running statistics (none
+//! while no image is confident, the products only while the scheduled weight is above 0). The
 //! stage returns that gradient itself ([`StageOutput::gradient`]), so it combines only with the `plain` rule.
 
 use burn::tensor::activation::softmax;
@@ -156,6 +157,11 @@ impl Ggcr {
         with_gradient: bool,
     ) -> GgcrTerms {
         let n = weak.dims()[0];
+        // No confident image: both losses are 0 and so are their gradients, without running a pass.
+        let confident = mask.clone().sum().into_data().convert::<f64>().to_vec::<f64>().map_or(0.0, |v| v[0]);
+        if confident == 0.0 {
+            return GgcrTerms { cosine: 1.0, gradient: None };
+        }
         let x = Tensor::cat(vec![weak.clone(), strong.clone()], 0);
         // Both views in one batch, as in the step's forward; the running statistics stay as the clean pass left them.
         let view_loss = |part: usize| {
