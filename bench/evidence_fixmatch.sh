@@ -9,6 +9,11 @@
 # The README's Fashion-MNIST table (the recipes' full length), continuing from the rows committed so far:
 #   mkdir -p runs/evidence-fixmatch-v2 && cp -n bench/evidence_fashion_mnist_v2_results.tsv runs/evidence-fixmatch-v2/results.tsv
 #   OUT=runs/evidence-fixmatch-v2 bash bench/evidence_fixmatch.sh
+# The rows of bench/evidence_fashion_mnist_v2_results.tsv so far come from BURNISH=/work/evidence-bin/burnish, a build of
+# 44299fb kept apart so that runs it started resume with it (a later build writes a different resolved [update] table,
+# which resuming refuses); tests/fingerprint.rs shows later builds train bit-identically. The GGCR rows need a build
+# that has the stage, in their own invocation:
+#   RECIPES=fixmatch-ggcr BURNISH=target/release/burnish OUT=runs/evidence-fixmatch-v2 bash bench/evidence_fixmatch.sh
 # The synthetic quick-start comparison (README "Quick start, measured"):
 #   RECIPE_DIR=recipes RECIPES="quickstart-supervised quickstart-fixmatch quickstart" STEPS=400 bash bench/evidence_fixmatch.sh
 #
@@ -22,7 +27,7 @@ export RECIPE_DIR=${RECIPE_DIR:-recipes/fashion-mnist}
 JOBS=${JOBS:-2}
 # In table order; runs start in the reverse order, which is roughly the most expensive first, so JOBS runs at once
 # end close together.
-RECIPES=${RECIPES:-supervised supervised-sam supervised-iam fixmatch fixmatch-iam}
+RECIPES=${RECIPES:-supervised supervised-sam supervised-iam fixmatch fixmatch-iam fixmatch-ggcr}
 mkdir -p "$OUT"
 # Resumable: a run already in results.tsv is skipped, so a long table can be gathered over several sessions.
 touch "$OUT/results.tsv"
@@ -102,7 +107,7 @@ for name in sys.argv[2:]:
     sd = lambda v: st.stdev(v) if len(v) > 1 else 0.0
     print(f"| {name} ({len(r)} seeds) | {st.mean(ema):.2f} ± {sd(ema):.2f} | {st.mean(raw):.2f} ± {sd(raw):.2f} | {st.mean([float(x[4]) for x in r]):.0f} |")
 # Paired by seed: the same seed draws the same labelled images for every recipe, so the split's own difficulty cancels.
-pairs = [("fixmatch-iam", "fixmatch"), ("supervised-iam", "supervised"), ("supervised-iam", "supervised-sam"),
+pairs = [("fixmatch-iam", "fixmatch"), ("fixmatch-ggcr", "fixmatch"), ("supervised-iam", "supervised"), ("supervised-iam", "supervised-sam"),
          ("supervised-sam", "supervised")]
 err = {(x[0], x[1]): 100 * (1 - float(x[2])) for x in rows}
 print()
