@@ -24,6 +24,7 @@ pub mod probe;
 pub mod recipe;
 pub mod run;
 pub mod seed;
+pub mod sharpness;
 pub mod stage;
 pub mod step;
 pub mod track;

@@ -52,6 +52,17 @@ fn train_writes_a_complete_run_folder() {
     };
     assert!(last.starts_with("s_rho_mean="), "{last}");
     assert!(field("s_rho_mean=") > 0.0 && field("s_rho_std=") >= 0.0, "{last}");
+    // The sharpness measures, asked for by name, on the same images with their labels.
+    let args = ["measure", ckpt.to_str().expect("utf-8"), "--batch", "16", "--measures", "lambda_max,sam"];
+    let m = burnish(&[&args[..], &["--power-iterations", "3", "--sam-steps", "2"]].concat(), tmp.path());
+    assert!(m.status.success(), "{}", text(&m));
+    let out = String::from_utf8_lossy(&m.stdout).to_string();
+    let value = |k: &str| -> f64 {
+        let line = out.lines().find(|l| l.starts_with(k)).unwrap_or_else(|| panic!("no {k} in\n{out}"));
+        line.split_whitespace().next().and_then(|w| w.strip_prefix(k)).expect("field").parse().expect("number")
+    };
+    assert!(value("lambda_max=").is_finite() && value("sam_sharpness=") >= 0.0, "{out}");
+    assert!(!out.contains("s_rho"), "only the measures asked for: {out}");
     // `bench` times steps with and without the pipeline; the last line is the reused-batch median. `--threads`
     // sizes the tensor-math pool whatever RAYON_NUM_THREADS says, and 0 is refused by name.
     let b = burnish(&["bench", "r.toml", "--steps", "2", "--warmup", "0", "--threads", "3"], tmp.path());

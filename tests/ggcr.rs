@@ -5,8 +5,6 @@
 //!
 //! f64 on flex is a process-wide device setting, so these tests live in their own test binary.
 
-use burn::module::Module;
-use burn::nn::{Linear, LinearConfig};
 use burn::optim::GradientsParams;
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::backend::Backend;
@@ -19,7 +17,8 @@ use rand::SeedableRng;
 
 mod common;
 
-use common::fd::{device, directional, dot, flatten, flatten_vector, gaussian_values, norm, to_vec, with_params, AD};
+use common::fd::{device, directional, dot, flatten, flatten_vector, gaussian_values, norm, with_params, AD};
+use common::hessian::SoftmaxRegression;
 
 const N: usize = 10;
 const CLASSES: usize = 4;
@@ -109,52 +108,13 @@ fn the_regulariser_is_zero_when_both_views_are_the_same_image() {
     assert!(norm(&g) < 1e-9, "‖∇R‖ = {}", norm(&g));
 }
 
-#[derive(Module, Debug)]
-struct Linear1<B: Backend> {
-    l: Linear<B>,
-}
-
 #[test]
 fn the_finite_difference_product_matches_an_exactly_built_hessian() {
-    // Softmax regression z = x W + b with mean cross-entropy: per row, the Hessian in z is S = diag(p) − p pᵀ, and
-    // ∂z_k/∂W_jk = x_j, ∂z_k/∂b_k = 1, so H[(j,k),(j',k')] = mean x_j x_j' S_kk' (with x_j = 1 for the bias).
-    let (din, dout, rows) = (3, 3, 5);
-    let dev = device();
-    <AD as Backend>::seed(&dev, 11);
-    let model = Linear1 { l: LinearConfig::new(din, dout).init(&dev) };
-    let xv = gaussian_values(rows * din, 9, 1.0);
-    let x = Tensor::<AD, 2>::from_data(TensorData::new(xv.clone(), [rows, din]), &dev);
-    let y = Tensor::<AD, 1, Int>::from_data(TensorData::new(vec![0i64, 2, 1, 1, 0], [rows]), &dev);
-    let loss = |m: &Linear1<AD>| {
-        let lp = log_softmax(m.l.forward(x.clone()), 1);
-        lp.gather(1, y.clone().unsqueeze_dim(1)).squeeze_dim::<1>(1).mean().neg()
-    };
-    let p = to_vec(softmax(model.l.forward(x.clone()), 1));
-    // Parameters in visit order: W ([din, dout], row-major), then b.
-    let n = din * dout + dout;
-    let index = |j: Option<usize>, k: usize| j.map_or(din * dout + k, |j| j * dout + k);
-    let mut hess = vec![vec![0.0; n]; n];
-    let inputs = |r: usize| -> Vec<(Option<usize>, f64)> {
-        (0..din).map(Some).chain([None]).map(|j| (j, j.map_or(1.0, |j| xv[r * din + j]))).collect()
-    };
-    for r in 0..rows {
-        let pr = &p[r * dout..(r + 1) * dout];
-        for (j, xj) in inputs(r) {
-            for (j2, xj2) in inputs(r) {
-                for k in 0..dout {
-                    for k2 in 0..dout {
-                        let s = if k == k2 { pr[k] } else { 0.0 } - pr[k] * pr[k2];
-                        hess[index(j, k)][index(j2, k2)] += xj * xj2 * s / rows as f64;
-                    }
-                }
-            }
-        }
-    }
-    let v = gaussian::<AD, _>(&model, 1.0, &mut rand_chacha::ChaCha8Rng::seed_from_u64(4));
-    let vf = flatten_vector(&model, &v);
-    assert_eq!(vf.len(), n);
-    let exact: Vec<f64> = hess.iter().map(|row| dot(row, &vf)).collect();
-    let approx = flatten_vector(&model, &hessian_vector(&model, &v, 1e-5, loss));
+    let problem = SoftmaxRegression::new();
+    let v = gaussian::<AD, _>(&problem.model, 1.0, &mut rand_chacha::ChaCha8Rng::seed_from_u64(4));
+    let vf = flatten_vector(&problem.model, &v);
+    let exact: Vec<f64> = problem.hessian().iter().map(|row| dot(row, &vf)).collect();
+    let approx = flatten_vector(&problem.model, &hessian_vector(&problem.model, &v, 1e-5, problem.loss()));
     let err = norm(&common::fd::axpy(&approx, -1.0, &exact)) / norm(&exact);
     assert!(err < 1e-8, "relative error {err:e}\nexact  {exact:?}\napprox {approx:?}");
 }

@@ -1,4 +1,5 @@
-//! `burnish measure CKPT`: Ŝ_ρ of a checkpoint, R restarts of Algorithm 1 from fresh noise on one fixed batch.
+//! `burnish measure CKPT`: Ŝ_ρ of a checkpoint, R restarts of Algorithm 1 from fresh noise on one fixed batch, and on
+//! request the sharpness measures it is compared with (λ_max of the loss Hessian, SAM sharpness) on the same images.
 
 use std::path::PathBuf;
 
@@ -8,6 +9,8 @@ use crate::backend::{device, Train};
 use crate::checkpoint::weights_section;
 use crate::iam::{measure_classifier, Inconsistency};
 use crate::plan;
+use crate::seed::rng_for;
+use crate::sharpness::{classifier_loss, sam_sharpness, top_eigenvalue};
 use crate::train::load_images;
 
 use super::ckpt::{Loaded, SplitChoice};
@@ -42,6 +45,35 @@ pub struct MeasureArgs {
     /// Seed for the batch and the noise.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// What to measure, comma-separated: `s_rho` (no labels needed), `lambda_max` (top eigenvalue of the loss
+    /// Hessian), `sam` (SAM sharpness max_{‖ε‖≤ρ} L(θ+ε) − L(θ)); the last two use the images' true labels.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "s-rho")]
+    pub measures: Vec<Measure>,
+    /// Power-iteration steps for `lambda_max`, one finite-difference Hessian-vector product each.
+    #[arg(long, default_value_t = 20)]
+    pub power_iterations: usize,
+    /// Relative finite-difference step of those products (the step h·v has norm h·max(‖θ‖, 1)).
+    #[arg(long, default_value_t = 1e-3)]
+    pub hvp_step: f64,
+    /// Radius ρ of `sam`.
+    #[arg(long, default_value_t = 0.05)]
+    pub sam_rho: f64,
+    /// Normalised ascent steps of `sam` (1: SAM's own ε = ρ g/‖g‖).
+    #[arg(long, default_value_t = 1)]
+    pub sam_steps: usize,
+}
+
+/// A measure `burnish measure` can report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Measure {
+    /// Ŝ_ρ, the local inconsistency (IAM's Algorithm 1).
+    #[value(name = "s_rho", alias = "s-rho")]
+    SRho,
+    /// The largest eigenvalue of the loss Hessian.
+    #[value(name = "lambda_max", alias = "lambda-max")]
+    LambdaMax,
+    /// SAM sharpness.
+    Sam,
 }
 
 /// Runs `burnish measure`.
@@ -57,7 +89,29 @@ pub fn run(args: &MeasureArgs) -> Result<()> {
     let pool: Vec<usize> = subset.map_or_else(|| (0..split.len()).collect(), <[usize]>::to_vec);
     let order: Vec<usize> =
         plan::measure_indices(pool.len(), args.batch, args.seed).into_iter().map(|i| pool[i]).collect();
-    let (x, _) = load_images::<Train>(split, &order, &data.norm, &dev)?;
+    let (x, y) = load_images::<Train>(split, &order, &data.norm, &dev)?;
+    anyhow::ensure!(args.power_iterations >= 1, "--power-iterations must be at least 1");
+    anyhow::ensure!(args.hvp_step > 0.0, "--hvp-step must be positive");
+    anyhow::ensure!(args.sam_rho > 0.0, "--sam-rho must be positive");
+    anyhow::ensure!(args.sam_steps >= 1, "--sam-steps must be at least 1");
+    if args.measures.contains(&Measure::LambdaMax) {
+        let mut rng = rng_for(&[args.seed, 0x6865_7373]);
+        let lambda = top_eigenvalue(
+            &model,
+            classifier_loss(x.clone(), y.clone()),
+            args.power_iterations,
+            args.hvp_step,
+            &mut rng,
+        );
+        println!("lambda_max={lambda:.6e} power_iterations={} hvp_step={}", args.power_iterations, args.hvp_step);
+    }
+    if args.measures.contains(&Measure::Sam) {
+        let sharpness = sam_sharpness(&model, classifier_loss(x.clone(), y.clone()), args.sam_rho, args.sam_steps);
+        println!("sam_sharpness={sharpness:.6e} sam_rho={} sam_steps={}", args.sam_rho, args.sam_steps);
+    }
+    if !args.measures.contains(&Measure::SRho) {
+        return Ok(());
+    }
     let trained = plan::inconsistency_settings(recipe);
     let cfg = Inconsistency {
         rho: args.rho.unwrap_or(trained.rho),

@@ -1,6 +1,7 @@
 //! What several integration tests share.
 
 pub mod fd;
+pub mod hessian;
 
 #[allow(dead_code)]
 /// A tiny FixMatch + IAM-D recipe on 200 synthetic images: seconds per run in the test profile.
