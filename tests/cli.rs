@@ -22,12 +22,20 @@ fn train_writes_a_complete_run_folder() {
     assert_eq!(s["interrupted"], false);
     let acc = s["test_acc_ema"].as_f64().expect("accuracy");
     assert!((0.0..=1.0).contains(&acc));
+    // The generalisation gap of the evaluation model: training accuracy and loss on labelled images next to the test
+    // set's, and their differences.
+    let f = |k: &str| s[k].as_f64().unwrap_or_else(|| panic!("{k} in summary.json"));
+    assert!((0.0..=1.0).contains(&f("train_acc")) && f("train_loss") > 0.0 && f("test_loss") > 0.0);
+    assert!((f("gap_acc") - (f("train_acc") - acc)).abs() < 1e-12);
+    assert!((f("gap_loss") - (f("test_loss") - f("train_loss"))).abs() < 1e-12);
     let steps = metric_rows(&dir);
     assert_eq!(steps.iter().filter(|v| v.get("loss").is_some()).count(), 20, "one record per step");
     assert!(steps.iter().any(|v| v.get("fixmatch/mask_rate").is_some() && v.get("iam-d/s_rho").is_some()));
     assert!(steps.iter().filter(|v| v.get("test_acc_ema").is_some()).count() >= 2, "mid-run and final evaluation");
     let csv = std::fs::read_to_string(dir.join("metrics.csv")).expect("csv");
     assert_eq!(csv.lines().count(), 21, "header + one row per step");
+    let header = csv.lines().next().expect("a header");
+    assert!(header.ends_with("test_acc,test_acc_ema,test_loss,train_acc,train_loss"), "{header}");
     // The TensorBoard event file of the session holds the same rows (decoded in tests/tensorboard.rs).
     let events: Vec<_> = std::fs::read_dir(&dir)
         .expect("run folder")

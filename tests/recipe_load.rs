@@ -124,6 +124,7 @@ fn defaults_are_filled_in() {
         EvalSection {
             every: 0,
             batch_size: 256,
+            train_images: 1024,
             probe_every: 0,
             measure_every: 0,
             probe_epochs: 100,

@@ -14,6 +14,10 @@ pub struct EvalSection {
     /// Images per evaluation batch.
     #[serde(default = "default::batch_size")]
     pub batch_size: usize,
+    /// Labelled training images (a fixed draw) whose accuracy and loss every evaluation logs next to the test set's,
+    /// for the generalisation gap.
+    #[serde(default = "default::train_images")]
+    pub train_images: usize,
     /// Steps between linear-probe evaluations; 0 = never.
     #[serde(default)]
     pub probe_every: u64,
@@ -56,6 +60,9 @@ mod default {
     pub(super) fn batch_size() -> usize {
         256
     }
+    pub(super) fn train_images() -> usize {
+        1024
+    }
     pub(super) fn probe_epochs() -> usize {
         100
     }
@@ -78,6 +85,7 @@ impl Default for EvalSection {
         EvalSection {
             every: 0,
             batch_size: default::batch_size(),
+            train_images: default::train_images(),
             probe_every: 0,
             measure_every: 0,
             probe_epochs: default::probe_epochs(),
@@ -94,6 +102,7 @@ impl EvalSection {
     /// Checks the ranges of the section's own keys.
     pub(crate) fn validate(&self) -> Check {
         count_at_least("eval.batch_size", self.batch_size, 1)?;
+        count_at_least("eval.train_images", self.train_images, 1)?;
         count_at_least("eval.probe_epochs", self.probe_epochs, 1)?;
         count_at_least("eval.probe_batch_size", self.probe_batch_size, 1)?;
         above("eval.probe_lr", self.probe_lr, 0.0)?;

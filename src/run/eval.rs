@@ -1,5 +1,5 @@
-//! What a run measures besides its steps: test accuracy of the raw and EMA weights, the linear probe and kNN of the
-//! frozen encoder, and Ŝ_ρ on a fixed batch.
+//! What a run measures besides its steps: test accuracy of the raw and EMA weights with the generalisation gap of the
+//! evaluation model, the linear probe and kNN of the frozen encoder, and Ŝ_ρ on a fixed batch.
 
 use anyhow::Result;
 use burn::module::AutodiffModule;
@@ -13,11 +13,43 @@ use crate::recipe::Recipe;
 use crate::seed::derive_seed;
 use crate::train::{accuracy, load_images, Trainer};
 
+/// One evaluation: test accuracy of the raw and EMA weights, and test and training accuracy and loss of the evaluation
+/// model (the EMA when there is one), whose differences are the generalisation gap.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Evaluated {
+    /// Test accuracy of the raw weights.
+    pub test_acc: f64,
+    /// Test accuracy of the evaluation model (equal to `test_acc` without an EMA).
+    pub test_acc_ema: f64,
+    /// Mean test cross-entropy of the evaluation model.
+    pub test_loss: f64,
+    /// Accuracy of the evaluation model on a fixed draw of `eval.train_images` labelled training images.
+    pub train_acc: f64,
+    /// Mean cross-entropy of the evaluation model on those images.
+    pub train_loss: f64,
+}
+
+impl Evaluated {
+    /// The values under their metric names, in [`super::EVAL_COLUMNS`] order.
+    pub fn columns(&self) -> [(&'static str, f64); 5] {
+        let c = super::EVAL_COLUMNS;
+        [
+            (c[0], self.test_acc),
+            (c[1], self.test_acc_ema),
+            (c[2], self.test_loss),
+            (c[3], self.train_acc),
+            (c[4], self.train_loss),
+        ]
+    }
+}
+
 /// The evaluations of one run, with what they need loaded once.
 pub struct Evaluator<'a, B: TrainBackend> {
     recipe: &'a Recipe,
     data: &'a DataPlan,
     device: B::Device,
+    /// The labelled training images the gap is measured on, a fixed draw.
+    train_images: Vec<usize>,
     /// The fixed batch Ŝ_ρ is measured on (with `eval.measure_every > 0`).
     measure_images: Option<Tensor<B, 4>>,
     measure_settings: Inconsistency,
@@ -39,12 +71,17 @@ impl<'a, B: TrainBackend> Evaluator<'a, B> {
         } else {
             None
         };
-        Ok(Self { recipe, data, device, measure_images, measure_settings: plan::inconsistency_settings(recipe) })
+        let train_images = plan::measure_indices(data.labeled.len(), recipe.eval.train_images, recipe.seed ^ 0x6761_70)
+            .into_iter()
+            .map(|i| data.labeled[i])
+            .collect();
+        let measure_settings = plan::inconsistency_settings(recipe);
+        Ok(Self { recipe, data, device, train_images, measure_images, measure_settings })
     }
 
     /// Test accuracy after the step just taken, when `eval.every` asks for one; the last step's is
     /// [`Evaluator::test_accuracy`] at the finish, after the final checkpoint.
-    pub fn scheduled_test(&self, trainer: &Trainer<B>) -> Result<Option<(f64, f64)>> {
+    pub fn scheduled_test(&self, trainer: &Trainer<B>) -> Result<Option<Evaluated>> {
         let done = trainer.step();
         let due = super::due(self.recipe.eval.every, done) && done < self.recipe.schedule.steps;
         due.then(|| self.test_accuracy(trainer)).transpose()
@@ -71,17 +108,23 @@ impl<'a, B: TrainBackend> Evaluator<'a, B> {
         }
     }
 
-    /// Test accuracy of the raw and the EMA weights (equal without an EMA).
-    pub fn test_accuracy(&self, trainer: &Trainer<B>) -> Result<(f64, f64)> {
-        let test = &self.data.dataset.test;
+    /// Test accuracy of the raw and the EMA weights (equal without an EMA), and the evaluation model's test and
+    /// training accuracy and loss.
+    pub fn test_accuracy(&self, trainer: &Trainer<B>) -> Result<Evaluated> {
+        let (test, train) = (&self.data.dataset.test, &self.data.train);
         let (norm, batch) = (&self.data.norm, self.recipe.eval.batch_size);
-        let raw = accuracy(&trainer.model.valid(), test, None, norm, batch, &self.device)?.value();
-        let ema = if trainer.has_ema() {
-            accuracy(&trainer.eval_model(), test, None, norm, batch, &self.device)?.value()
-        } else {
-            raw
-        };
-        Ok((raw, ema))
+        let raw = accuracy(&trainer.model.valid(), test, None, norm, batch, &self.device)?;
+        let eval_model = trainer.eval_model();
+        let ema = if trainer.has_ema() { accuracy(&eval_model, test, None, norm, batch, &self.device)? } else { raw };
+        let seen = accuracy(&eval_model, train, Some(&self.train_images), norm, batch, &self.device)?;
+        Ok(Evaluated {
+            test_acc: raw.value(),
+            test_acc_ema: ema.value(),
+            test_loss: ema.loss(),
+            // A recipe without labelled images (none drawn) has no training accuracy to compare.
+            train_acc: if seen.total == 0 { f64::NAN } else { seen.value() },
+            train_loss: seen.loss(),
+        })
     }
 
     /// Linear-probe and kNN accuracy of the evaluation model's frozen encoder.

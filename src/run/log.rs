@@ -8,11 +8,13 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
+use super::eval::Evaluated;
 use crate::track::EventWriter;
 use crate::train::StepReport;
 
-/// The test-accuracy columns, last in `metrics.csv` because they are only filled at evaluation steps.
-pub const EVAL_COLUMNS: [&str; 2] = ["test_acc", "test_acc_ema"];
+/// The evaluation columns (test accuracy, and the evaluation model's test and training loss and accuracy, for the
+/// generalisation gap), last in `metrics.csv` because they are only filled at evaluation steps.
+pub const EVAL_COLUMNS: [&str; 5] = ["test_acc", "test_acc_ema", "test_loss", "train_acc", "train_loss"];
 
 /// Timing columns: they differ between otherwise identical runs.
 pub const TIMING_COLUMNS: [&str; 2] = ["images_per_s", "data_wait_s"];
@@ -37,7 +39,7 @@ pub struct StepRow<'a> {
     /// Steps dropped so far for non-finite values.
     pub skipped_steps: u64,
     /// (raw, EMA) test accuracy, at evaluation steps.
-    pub test: Option<(f64, f64)>,
+    pub test: Option<Evaluated>,
 }
 
 impl MetricsLog {
@@ -99,9 +101,10 @@ impl MetricsLog {
         obj.insert("skipped_steps".into(), row.skipped_steps.into());
         obj.insert(TIMING_COLUMNS[0].into(), json_f64(row.images_per_s));
         obj.insert(TIMING_COLUMNS[1].into(), json_f64(row.data_wait_s));
-        if let Some((raw, ema)) = row.test {
-            obj.insert(EVAL_COLUMNS[0].into(), json_f64(raw));
-            obj.insert(EVAL_COLUMNS[1].into(), json_f64(ema));
+        if let Some(test) = row.test {
+            for (k, v) in test.columns() {
+                obj.insert(k.into(), json_f64(v));
+            }
         }
         // One write call per line, so a kill cuts at most the line being written.
         self.jsonl.write_all(format!("{}\n", serde_json::Value::Object(obj.clone())).as_bytes())?;

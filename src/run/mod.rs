@@ -15,7 +15,7 @@ use std::time::Instant;
 use anyhow::Result;
 use serde::Serialize;
 
-pub use eval::Evaluator;
+pub use eval::{Evaluated, Evaluator};
 pub use folder::{checkpoints_in, RunFolder};
 pub use log::{MetricsLog, StepRow, EVAL_COLUMNS, TIMING_COLUMNS};
 pub use signal::Signal;
@@ -71,6 +71,16 @@ pub struct Summary {
     pub test_acc: f64,
     /// Test accuracy of the EMA model (equal to the raw one without EMA).
     pub test_acc_ema: f64,
+    /// Mean test cross-entropy of the evaluation model (the EMA when there is one).
+    pub test_loss: f64,
+    /// Accuracy of the evaluation model on `eval.train_images` labelled training images.
+    pub train_acc: f64,
+    /// Its mean cross-entropy on them.
+    pub train_loss: f64,
+    /// The generalisation gap in accuracy: `train_acc − test_acc_ema`.
+    pub gap_acc: f64,
+    /// The generalisation gap in loss: `test_loss − train_loss`.
+    pub gap_loss: f64,
     /// Linear-probe accuracy of the final encoder (only with `eval.probe_every > 0`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probe_acc: Option<f64>,
@@ -159,6 +169,11 @@ impl Summary {
             skipped_steps,
             test_acc: f64::NAN,
             test_acc_ema: f64::NAN,
+            test_loss: f64::NAN,
+            train_acc: f64::NAN,
+            train_loss: f64::NAN,
+            gap_acc: f64::NAN,
+            gap_loss: f64::NAN,
             probe_acc: None,
             knn_acc: None,
             wall_s: 0.0,
@@ -167,9 +182,11 @@ impl Summary {
         }
     }
 
-    fn record_test(&mut self, test: Option<(f64, f64)>) {
-        if let Some((raw, ema)) = test {
-            (self.test_acc, self.test_acc_ema) = (raw, ema);
+    fn record_test(&mut self, test: Option<Evaluated>) {
+        if let Some(t) = test {
+            (self.test_acc, self.test_acc_ema, self.test_loss) = (t.test_acc, t.test_acc_ema, t.test_loss);
+            (self.train_acc, self.train_loss) = (t.train_acc, t.train_loss);
+            (self.gap_acc, self.gap_loss) = (t.train_acc - t.test_acc_ema, t.test_loss - t.train_loss);
         }
     }
 

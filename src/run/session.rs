@@ -7,8 +7,8 @@ use anyhow::{bail, Result};
 
 use super::progress::Progress;
 use super::{
-    due, signal, Diverged, Divergence, Evaluator, MetricsLog, Outcome, RunFolder, RunOptions, StepRow, Summary,
-    EVAL_COLUMNS,
+    due, signal, Diverged, Divergence, Evaluated, Evaluator, MetricsLog, Outcome, RunFolder, RunOptions, StepRow,
+    Summary,
 };
 use crate::backend::TrainBackend;
 use crate::pipeline::Pipeline;
@@ -107,14 +107,14 @@ impl<'a, B: TrainBackend> Session<'a, B> {
     }
 
     /// The test accuracy the schedule asks for after this step, kept for the summary.
-    pub(super) fn test_on_schedule(&mut self) -> Result<Option<(f64, f64)>> {
+    pub(super) fn test_on_schedule(&mut self) -> Result<Option<Evaluated>> {
         let test = self.evaluator.scheduled_test(&self.trainer)?;
         self.summary.record_test(test);
         Ok(test)
     }
 
     /// Appends the step's row (with its test accuracy, if any) to the metrics files.
-    pub(super) fn log_step(&mut self, step: &Taken, test: Option<(f64, f64)>) -> Result<()> {
+    pub(super) fn log_step(&mut self, step: &Taken, test: Option<Evaluated>) -> Result<()> {
         self.log.step(&StepRow {
             report: &step.report,
             images_per_s: step.images_per_s,
@@ -183,9 +183,9 @@ impl<'a, B: TrainBackend> Session<'a, B> {
             None => Outcome::Finished,
         };
         if outcome == Outcome::Finished {
-            let (raw, ema) = self.evaluator.test_accuracy(&self.trainer)?;
-            self.log.extra(self.done(), &[(EVAL_COLUMNS[0], raw), (EVAL_COLUMNS[1], ema)])?;
-            self.summary.record_test(Some((raw, ema)));
+            let test = self.evaluator.test_accuracy(&self.trainer)?;
+            self.log.extra(self.done(), &test.columns())?;
+            self.summary.record_test(Some(test));
             if let Some(r) = self.evaluator.final_probe(&self.trainer)? {
                 self.log_probe(r)?;
             }

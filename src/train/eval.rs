@@ -1,5 +1,7 @@
-//! Test-set evaluation: top-1 accuracy of a model in eval mode (BatchNorm running statistics), no augmentation.
+//! Test-set evaluation: top-1 accuracy and mean cross-entropy of a model in eval mode (BatchNorm running statistics),
+//! no augmentation.
 
+use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 
@@ -8,13 +10,15 @@ use crate::kernels::Kernels;
 use crate::model::{BnMode, Net};
 use crate::pipeline::Normalize;
 
-/// Correct and total counts of a classification run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Correct and total counts of a classification run, and its summed cross-entropy.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Accuracy {
     /// Correctly classified samples.
     pub correct: usize,
     /// Samples seen.
     pub total: usize,
+    /// Σ of the samples' cross-entropy (nats).
+    pub loss_sum: f64,
 }
 
 impl Accuracy {
@@ -25,6 +29,11 @@ impl Accuracy {
         } else {
             self.correct as f64 / self.total as f64
         }
+    }
+
+    /// The mean cross-entropy (NaN when nothing was seen).
+    pub fn loss(&self) -> f64 {
+        self.loss_sum / self.total as f64
     }
 }
 
@@ -49,7 +58,8 @@ pub fn load_images<B: Backend>(
     Ok((images, labels))
 }
 
-/// Top-1 accuracy of `model` (eval mode) on `indices` of `split` (all of it when `None`), `batch` images at a time.
+/// Top-1 accuracy and cross-entropy of `model` (eval mode) on `indices` of `split` (all of it when `None`), `batch`
+/// images at a time.
 pub fn accuracy<B: Kernels>(
     model: &Net<B>,
     split: &Split,
@@ -69,9 +79,12 @@ pub fn accuracy<B: Kernels>(
     let mut acc = Accuracy::default();
     for chunk in indices.chunks(batch.max(1)) {
         let (x, y) = load_images::<B>(split, chunk, norm, device)?;
-        let pred = model.forward(x, BnMode::Eval).logits.argmax(1).squeeze_dim::<1>(1);
+        let logits = model.forward(x, BnMode::Eval).logits;
+        let nll = log_softmax(logits.clone(), 1).gather(1, y.clone().unsqueeze_dim(1)).sum().neg();
+        let pred = logits.argmax(1).squeeze_dim::<1>(1);
         let correct: i64 = pred.equal(y).int().sum().into_scalar().elem();
         acc.correct += correct as usize;
+        acc.loss_sum += nll.into_data().convert::<f64>().to_vec::<f64>().map_or(f64::NAN, |v| v[0]);
         acc.total += chunk.len();
     }
     Ok(acc)
