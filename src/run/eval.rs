@@ -71,7 +71,7 @@ impl<'a, B: TrainBackend> Evaluator<'a, B> {
         } else {
             None
         };
-        let train_images = plan::measure_indices(data.labeled.len(), recipe.eval.train_images, recipe.seed ^ 0x6761_70)
+        let train_images = plan::measure_indices(data.labeled.len(), recipe.eval.train_images, recipe.seed ^ 0x0067_6170)
             .into_iter()
             .map(|i| data.labeled[i])
             .collect();
