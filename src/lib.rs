@@ -6,6 +6,7 @@
 //! metrics; [`data::download`] fetches the public data sets (`burnish data get`).
 #![warn(missing_docs)]
 
+pub mod analyze;
 pub mod backend;
 pub mod check;
 pub mod checkpoint;
@@ -27,6 +28,7 @@ pub mod seed;
 pub mod sharpness;
 pub mod stage;
 pub mod step;
+pub mod sweep;
 pub mod track;
 pub mod train;
 pub mod update;

@@ -61,6 +61,31 @@ pub struct MeasureArgs {
     /// Normalised ascent steps of `sam` (1: SAM's own ε = ρ g/‖g‖).
     #[arg(long, default_value_t = 1)]
     pub sam_steps: usize,
+    /// Also write the results as JSON to this file (replaced whole): `s_rho` (the mean over restarts), `s_rho_std`,
+    /// `lambda_max`, `sam_sharpness`, each present when measured; `burnish sweep` reads it.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+/// What `--json` writes.
+#[derive(Debug, Default, serde::Serialize)]
+struct Report {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    s_rho: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    s_rho_std: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lambda_max: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sam_sharpness: Option<f64>,
+    /// The checkpoint's step, so a reader can tell which checkpoint was measured.
+    step: u64,
+    /// Which weights were measured: `raw` or `ema`.
+    weights: &'static str,
+    /// Which images: `train` or `holdout`.
+    split: &'static str,
+    /// Images in the batch.
+    batch: usize,
 }
 
 /// A measure `burnish measure` can report.
@@ -94,6 +119,13 @@ pub fn run(args: &MeasureArgs) -> Result<()> {
     anyhow::ensure!(args.hvp_step > 0.0, "--hvp-step must be positive");
     anyhow::ensure!(args.sam_rho > 0.0, "--sam-rho must be positive");
     anyhow::ensure!(args.sam_steps >= 1, "--sam-steps must be at least 1");
+    let mut report = Report {
+        step: loaded.step,
+        weights: section,
+        split: args.split.name(),
+        batch: order.len(),
+        ..Report::default()
+    };
     if args.measures.contains(&Measure::LambdaMax) {
         let mut rng = rng_for(&[args.seed, 0x6865_7373]);
         let lambda = top_eigenvalue(
@@ -103,15 +135,34 @@ pub fn run(args: &MeasureArgs) -> Result<()> {
             args.hvp_step,
             &mut rng,
         );
+        report.lambda_max = Some(lambda);
         println!("lambda_max={lambda:.6e} power_iterations={} hvp_step={}", args.power_iterations, args.hvp_step);
     }
     if args.measures.contains(&Measure::Sam) {
         let sharpness = sam_sharpness(&model, classifier_loss(x.clone(), y.clone()), args.sam_rho, args.sam_steps);
+        report.sam_sharpness = Some(sharpness);
         println!("sam_sharpness={sharpness:.6e} sam_rho={} sam_steps={}", args.sam_rho, args.sam_steps);
     }
-    if !args.measures.contains(&Measure::SRho) {
-        return Ok(());
+    if args.measures.contains(&Measure::SRho) {
+        let (mean, std) = measure_s_rho(args, recipe, &model, x, section, order.len())?;
+        report.s_rho = Some(mean);
+        report.s_rho_std = Some(std);
     }
+    if let Some(path) = &args.json {
+        crate::run::replace_file(path, (serde_json::to_string_pretty(&report)? + "\n").as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Ŝ_ρ over `args.restarts` restarts on `x`, printed per restart; returns its mean and standard deviation.
+fn measure_s_rho(
+    args: &MeasureArgs,
+    recipe: &crate::recipe::Recipe,
+    model: &crate::model::Net<Train>,
+    x: burn::tensor::Tensor<Train, 4>,
+    section: &str,
+    batch: usize,
+) -> Result<(f64, f64)> {
     let trained = plan::inconsistency_settings(recipe);
     let cfg = Inconsistency {
         rho: args.rho.unwrap_or(trained.rho),
@@ -121,7 +172,7 @@ pub fn run(args: &MeasureArgs) -> Result<()> {
     anyhow::ensure!(cfg.rho > 0.0, "--rho must be positive");
     anyhow::ensure!(cfg.sigma >= 0.0, "--sigma must not be negative");
     anyhow::ensure!(cfg.steps >= 1, "--steps must be at least 1");
-    let values = measure_classifier(&model, x, &cfg, args.restarts, args.seed);
+    let values = measure_classifier(model, x, &cfg, args.restarts, args.seed);
     for (r, s) in values.iter().enumerate() {
         println!("restart {r}: s_rho={s:.6e}");
     }
@@ -134,9 +185,9 @@ pub fn run(args: &MeasureArgs) -> Result<()> {
         cfg.sigma,
         cfg.steps,
         args.restarts,
-        order.len(),
+        batch,
         args.split.name()
     );
     println!("s_rho_mean={mean:.6e} s_rho_std={std:.6e}");
-    Ok(())
+    Ok((mean, std))
 }

@@ -1,5 +1,6 @@
 //! The `burnish` command line: argument parsing (clap) and one function per command.
 
+mod analyze;
 mod bench;
 mod ckpt;
 mod data;
@@ -10,6 +11,7 @@ mod plot;
 mod preview;
 mod probe;
 mod recipes;
+mod sweep;
 mod train;
 
 use std::path::PathBuf;
@@ -66,6 +68,10 @@ pub enum Command {
     Probe(probe::ProbeArgs),
     /// List the shipped recipes with a one-line description each.
     Recipes(recipes::RecipesArgs),
+    /// Train a grid of overrides (`--grid KEY=V1,V2,…`, `--seeds N`), `--jobs` at a time, resumable; writes sweep.csv.
+    Sweep(sweep::SweepArgs),
+    /// Relate a sweep's measures (Ŝ_ρ, λ_max, SAM sharpness) to its runs' generalisation gap: τ, ρ, ψ and plots.
+    Analyze(analyze::AnalyzeArgs),
     /// Measure the local inconsistency Ŝ_ρ of a checkpoint (Algorithm 1, R restarts × K steps).
     Measure(measure::MeasureArgs),
     /// Time training steps of a recipe: with the data pipeline, and on one reused batch.
@@ -111,13 +117,21 @@ fn set_threads(threads: Option<usize>) -> Result<()> {
 fn run_command(command: Command) -> Result<ExitCode> {
     let uses_device = !matches!(
         command,
-        Command::Check { .. } | Command::Recipes(_) | Command::Preview(_) | Command::Plot(_) | Command::Data(_)
+        Command::Check { .. }
+            | Command::Sweep(_)
+            | Command::Analyze(_)
+            | Command::Recipes(_)
+            | Command::Preview(_)
+            | Command::Plot(_)
+            | Command::Data(_)
     );
     if uses_device {
         crate::backend::check_device()?;
     }
     match command {
         Command::Train(args) => train::run(&args),
+        Command::Sweep(args) => sweep::run(&args),
+        Command::Analyze(args) => analyze::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Check { recipe } => {
             let r = recipe.load()?;
             print!("{}", r.to_toml());

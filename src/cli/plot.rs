@@ -43,7 +43,7 @@ const MARK_UP_TO: usize = 30;
 pub(super) const FONT: &str = "sans-serif";
 
 /// Line colours, in order of the series of a figure (matplotlib's tab10).
-const PALETTE: [RGBColor; 10] = [
+pub(super) const PALETTE: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -319,7 +319,7 @@ fn moving_average(points: &[(f64, f64)], window: usize) -> Vec<(f64, f64)> {
 }
 
 /// A short axis label: fixed point for ordinary magnitudes, scientific for tiny or huge ones.
-fn fmt_number(v: f64) -> String {
+pub(super) fn fmt_number(v: f64) -> String {
     let a = v.abs();
     if a == 0.0 {
         "0".into()
@@ -332,7 +332,7 @@ fn fmt_number(v: f64) -> String {
 }
 
 /// `(lo, hi)` widened so that a flat series still gets a visible range, plus a 5 % margin.
-fn padded(lo: f64, hi: f64) -> (f64, f64) {
+pub(super) fn padded(lo: f64, hi: f64) -> (f64, f64) {
     let span = hi - lo;
     if span <= f64::EPSILON * hi.abs().max(1.0) {
         let pad = if hi.abs() > 0.0 { hi.abs() * 0.1 } else { 1.0 };

@@ -71,10 +71,11 @@ impl<'a, B: TrainBackend> Evaluator<'a, B> {
         } else {
             None
         };
-        let train_images = plan::measure_indices(data.labeled.len(), recipe.eval.train_images, recipe.seed ^ 0x0067_6170)
-            .into_iter()
-            .map(|i| data.labeled[i])
-            .collect();
+        let train_images =
+            plan::measure_indices(data.labeled.len(), recipe.eval.train_images, recipe.seed ^ 0x0067_6170)
+                .into_iter()
+                .map(|i| data.labeled[i])
+                .collect();
         let measure_settings = plan::inconsistency_settings(recipe);
         Ok(Self { recipe, data, device, train_images, measure_images, measure_settings })
     }

@@ -73,12 +73,17 @@ impl RunFolder {
 
     /// Writes `summary.json` (replacing it whole, so a crash leaves the previous one or the new one).
     pub fn write_summary<T: serde::Serialize>(&self, summary: &T) -> Result<()> {
-        let path = self.dir.join("summary.json");
-        let tmp = self.dir.join(".summary.json.tmp");
-        fs::write(&tmp, serde_json::to_string_pretty(summary)? + "\n")
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))
+        replace_file(&self.dir.join("summary.json"), (serde_json::to_string_pretty(summary)? + "\n").as_bytes())
     }
+}
+
+/// Replaces `path` whole with `bytes` (through a temporary file beside it and a rename), so a reader or a crash sees
+/// the old file or the new one, never half of one; for small result files (summaries, sweep tables).
+pub fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// The complete checkpoints (`step-*.ckpt`) in `dir`, oldest first; temporary files of unfinished writes are not

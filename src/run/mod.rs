@@ -16,7 +16,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 pub use eval::{Evaluated, Evaluator};
-pub use folder::{checkpoints_in, RunFolder};
+pub use folder::{checkpoints_in, replace_file, RunFolder};
 pub use log::{MetricsLog, StepRow, EVAL_COLUMNS, TIMING_COLUMNS};
 pub use signal::Signal;
 

@@ -54,8 +54,26 @@ pub fn install() -> Result<()> {
     Ok(())
 }
 
-/// The stopping signal received so far, if any.
+/// The environment variable through which `burnish sweep` gives its runs its process id: a run whose parent is no
+/// longer that process (the sweep was killed) stops as if sent SIGTERM. Linux's parent-death signal cannot do this
+/// job: it fires again at every reparenting between the dying sweep's threads, and a second signal ends the run
+/// without its checkpoint.
+pub const PARENT_ENV: &str = "BURNISH_STOP_WITHOUT_PARENT";
+
+/// The parent process named by [`PARENT_ENV`], read once.
+fn watched_parent() -> Option<u32> {
+    static PARENT: OnceLock<Option<u32>> = OnceLock::new();
+    *PARENT.get_or_init(|| std::env::var(PARENT_ENV).ok().and_then(|p| p.trim().parse().ok()))
+}
+
+/// The stopping signal received so far, if any (a lost parent under [`PARENT_ENV`] counts as SIGTERM).
 pub fn received() -> Option<Signal> {
+    #[cfg(unix)]
+    if let Some(parent) = watched_parent() {
+        if std::os::unix::process::parent_id() != parent {
+            return Some(Signal::Terminate);
+        }
+    }
     match RECEIVED.get().map_or(0, |r| r.load(Ordering::Relaxed)) {
         0 => None,
         s if s == SIGTERM as usize => Some(Signal::Terminate),
