@@ -170,13 +170,15 @@ pub enum Progress {
 }
 
 /// The state of the run whose `burnish train --runs-dir` is `home`, when `measures` (names of `measures.json`'s
-/// fields) must be present for it to be done.
-pub fn progress(home: &Path, measures: &[&str]) -> Result<Progress> {
+/// fields) must be present for it to be done, taken with `settings` (fields such as `split` or `rho` that
+/// `measures.json` must hold with these values; measures taken otherwise are taken again).
+pub fn progress(home: &Path, measures: &[&str], settings: &[(&str, serde_json::Value)]) -> Result<Progress> {
     let Some(dir) = run_folder(home)? else { return Ok(Progress::Fresh) };
     match read_summary(&dir)? {
         Some(s) if !s.interrupted => {
             let measured = read_measures(home)?;
-            Ok(if measures.iter().all(|m| measured.get(*m).is_some()) {
+            let same = |(k, v): &(&str, serde_json::Value)| measured.get(*k).is_some_and(|m| same_value(m, v));
+            Ok(if measures.iter().all(|m| measured.get(*m).is_some()) && settings.iter().all(same) {
                 Progress::Done(dir)
             } else {
                 Progress::Trained(dir)
@@ -186,6 +188,14 @@ pub fn progress(home: &Path, measures: &[&str]) -> Result<Progress> {
             Ok(Progress::Resumable(dir))
         }
         _ => Ok(Progress::Fresh),
+    }
+}
+
+/// Whether two JSON values are equal, numbers compared as numbers (`256` and `256.0` alike).
+fn same_value(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
     }
 }
 

@@ -184,6 +184,25 @@ fn a_sweep_records_every_run_and_a_killed_one_continues() {
             assert_eq!(x[col(c)], y[col(c)], "{c} of {}", &x[0]);
         }
     }
+
+    // Other measure settings take the measures again, and only them.
+    let remeasured = burnish(
+        &[&ARGS[..], &["--threads", "1", "--runs-dir", "killed", "--quiet", "--measure-rho", "0.02"]].concat(),
+        tmp.path(),
+    );
+    assert!(remeasured.status.success(), "{}", text(&remeasured));
+    assert!(text(&remeasured).contains("(0 already done)"), "{}", text(&remeasured));
+    assert_eq!(stamp(&first_run), first_stamp, "measuring again does not train again");
+    let c = table(&dir);
+    for (before, after) in b.iter().zip(&c) {
+        assert_eq!(before[col("train_loss")], after[col("train_loss")]);
+        assert_ne!(before[col("s_rho")], after[col("s_rho")], "Ŝ_ρ at another ρ");
+        assert_ne!(before[col("sam_sharpness")], after[col("sam_sharpness")], "SAM sharpness at another ρ");
+        assert_eq!(before[col("lambda_max")], after[col("lambda_max")], "λ_max has no ρ");
+    }
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(first.join("measures.json")).expect("measures")).expect("json");
+    assert_eq!((m["rho"].as_f64(), m["sam_rho"].as_f64()), (Some(0.02), Some(0.02)), "{m}");
 }
 
 #[test]

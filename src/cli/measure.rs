@@ -78,9 +78,18 @@ struct Report {
     lambda_max: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sam_sharpness: Option<f64>,
+    /// ρ of Ŝ_ρ, when measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rho: Option<f64>,
+    /// Restarts of Ŝ_ρ, when measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    restarts: Option<usize>,
+    /// ρ of the SAM sharpness, when measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sam_rho: Option<f64>,
     /// The checkpoint's step, so a reader can tell which checkpoint was measured.
     step: u64,
-    /// Which weights were measured: `raw` or `ema`.
+    /// Which weights were measured: the checkpoint section (`model` or `ema`).
     weights: &'static str,
     /// Which images: `train` or `holdout`.
     split: &'static str,
@@ -141,12 +150,15 @@ pub fn run(args: &MeasureArgs) -> Result<()> {
     if args.measures.contains(&Measure::Sam) {
         let sharpness = sam_sharpness(&model, classifier_loss(x.clone(), y.clone()), args.sam_rho, args.sam_steps);
         report.sam_sharpness = Some(sharpness);
+        report.sam_rho = Some(args.sam_rho);
         println!("sam_sharpness={sharpness:.6e} sam_rho={} sam_steps={}", args.sam_rho, args.sam_steps);
     }
     if args.measures.contains(&Measure::SRho) {
-        let (mean, std) = measure_s_rho(args, recipe, &model, x, section, order.len())?;
+        let (mean, std, rho) = measure_s_rho(args, recipe, &model, x, section, order.len())?;
         report.s_rho = Some(mean);
         report.s_rho_std = Some(std);
+        report.rho = Some(rho);
+        report.restarts = Some(args.restarts);
     }
     if let Some(path) = &args.json {
         crate::run::replace_file(path, (serde_json::to_string_pretty(&report)? + "\n").as_bytes())?;
@@ -154,7 +166,7 @@ pub fn run(args: &MeasureArgs) -> Result<()> {
     Ok(())
 }
 
-/// Ŝ_ρ over `args.restarts` restarts on `x`, printed per restart; returns its mean and standard deviation.
+/// Ŝ_ρ over `args.restarts` restarts on `x`, printed per restart; returns its mean, standard deviation and ρ.
 fn measure_s_rho(
     args: &MeasureArgs,
     recipe: &crate::recipe::Recipe,
@@ -162,7 +174,7 @@ fn measure_s_rho(
     x: burn::tensor::Tensor<Train, 4>,
     section: &str,
     batch: usize,
-) -> Result<(f64, f64)> {
+) -> Result<(f64, f64, f64)> {
     let trained = plan::inconsistency_settings(recipe);
     let cfg = Inconsistency {
         rho: args.rho.unwrap_or(trained.rho),
@@ -189,5 +201,5 @@ fn measure_s_rho(
         args.split.name()
     );
     println!("s_rho_mean={mean:.6e} s_rho_std={std:.6e}");
-    Ok((mean, std))
+    Ok((mean, std, cfg.rho))
 }

@@ -55,6 +55,10 @@ pub struct SweepArgs {
     /// Restarts of Ŝ_ρ (`burnish measure --restarts`).
     #[arg(long, default_value_t = 3)]
     pub measure_restarts: usize,
+    /// One radius for Ŝ_ρ and the SAM sharpness (`burnish measure --rho R --sam-rho R`), so the two perturb the
+    /// weights equally far; without it each takes `burnish measure`'s default.
+    #[arg(long, value_name = "R")]
+    pub measure_rho: Option<f64>,
     /// No progress bars (one line per finished run is still printed).
     #[arg(long)]
     pub quiet: bool,
@@ -85,12 +89,34 @@ fn measure_arg(measures: &[Measure]) -> String {
     names.join(",")
 }
 
+/// The settings a run's `measures.json` must have been taken with (`sweep::progress`): changing them re-measures.
+fn measure_settings(args: &SweepArgs) -> Vec<(&'static str, serde_json::Value)> {
+    if args.measures.is_empty() {
+        return Vec::new();
+    }
+    let mut s = vec![("split", args.measure_split.name().into())];
+    if args.measures.contains(&Measure::SRho) {
+        s.push(("restarts", args.measure_restarts.into()));
+    }
+    if let Some(rho) = args.measure_rho {
+        if args.measures.contains(&Measure::SRho) {
+            s.push(("rho", rho.into()));
+        }
+        if args.measures.contains(&Measure::Sam) {
+            s.push(("sam_rho", rho.into()));
+        }
+    }
+    s
+}
+
 /// Everything a worker needs to run a point.
 struct Plan {
     exe: PathBuf,
     args: SweepArgs,
     dir: PathBuf,
     threads: usize,
+    /// What `measures.json` must record.
+    settings: Vec<(&'static str, serde_json::Value)>,
     /// Steps and whether an EMA is measured, per point (from its resolved recipe).
     recipes: Vec<(u64, bool)>,
 }
@@ -125,6 +151,7 @@ pub fn run(args: &SweepArgs) -> Result<ExitCode> {
         args: args.clone(),
         dir: dir.clone(),
         threads,
+        settings: measure_settings(args),
         recipes,
     };
     let columns = measure_columns(&args.measures);
@@ -132,7 +159,7 @@ pub fn run(args: &SweepArgs) -> Result<ExitCode> {
     let mut rows: BTreeMap<usize, Row> = BTreeMap::new();
     let mut todo = Vec::new();
     for p in &points {
-        match sweep::progress(&dir.join(&p.id), &columns)? {
+        match sweep::progress(&dir.join(&p.id), &columns, &plan.settings)? {
             Progress::Done(run) => {
                 rows.insert(p.index, finished_row(p, &dir.join(&p.id), &run)?);
             }
@@ -282,7 +309,7 @@ fn run_point(plan: &Plan, point: &Point, columns: &[&str], bar: &ProgressBar) ->
             measures: sweep::read_measures(&home)?,
         })
     };
-    let mut state = sweep::progress(&home, columns)?;
+    let mut state = sweep::progress(&home, columns, &plan.settings)?;
     if matches!(state, Progress::Fresh) && home.exists() {
         // A run that died before its first checkpoint starts over in a clean folder.
         fs::remove_dir_all(&home).with_context(|| format!("cannot remove {}", home.display()))?;
@@ -307,7 +334,7 @@ fn run_point(plan: &Plan, point: &Point, columns: &[&str], bar: &ProgressBar) ->
             Ended::Signalled => return row(Status::Stopped, String::new()),
             Ended::Failed(code) => return row(Status::Failed, last_error(&home, code)),
         }
-        state = sweep::progress(&home, columns)?;
+        state = sweep::progress(&home, columns, &plan.settings)?;
     }
     if let Progress::Trained(run) = &state {
         let Some(ckpt) = crate::run::RunFolder::open(run.clone())?.latest_checkpoint()? else {
@@ -329,13 +356,16 @@ fn run_point(plan: &Plan, point: &Point, columns: &[&str], bar: &ProgressBar) ->
         if plan.recipes[point.index].1 {
             cmd.arg("--ema");
         }
+        if let Some(rho) = a.measure_rho {
+            cmd.arg("--rho").arg(rho.to_string()).arg("--sam-rho").arg(rho.to_string());
+        }
         bar.set_message(format!("{}: measuring", point.id));
         match ended(plan.supervise(cmd, &home, None)?) {
             Ended::Ok => {}
             Ended::Signalled => return row(Status::Stopped, String::new()),
             Ended::Failed(code) => return row(Status::Failed, last_error(&home, code)),
         }
-        state = sweep::progress(&home, columns)?;
+        state = sweep::progress(&home, columns, &plan.settings)?;
     }
     match state {
         Progress::Done(_) => row(Status::Done, String::new()),
