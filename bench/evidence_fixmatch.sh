@@ -9,10 +9,10 @@
 # The README's Fashion-MNIST table (the recipes' full length), continuing from the rows committed so far:
 #   mkdir -p runs/evidence-fixmatch-v2 && cp -n bench/evidence_fashion_mnist_v2_results.tsv runs/evidence-fixmatch-v2/results.tsv
 #   OUT=runs/evidence-fixmatch-v2 bash bench/evidence_fixmatch.sh
-# The rows of bench/evidence_fashion_mnist_v2_results.tsv so far come from BURNISH=/work/evidence-bin/burnish, a build of
-# 44299fb kept apart so that runs it started resume with it (a later build writes a different resolved [update] table,
-# which resuming refuses); tests/fingerprint.rs shows later builds train bit-identically. The GGCR rows need a build
-# that has the stage, in their own invocation:
+# The first 8 rows of bench/evidence_fashion_mnist_v2_results.tsv come from a build of 44299fb, the later ones from a
+# build of c7208d9; tests/fingerprint.rs shows the two train bit-identically. Keep the build a run started with until
+# it ends (copy it aside, e.g. BURNISH=/work/evidence-bin/burnish): a later build may write a different resolved
+# recipe, which resuming refuses. The GGCR rows need a build that has the stage, in their own invocation:
 #   RECIPES=fixmatch-ggcr BURNISH=target/release/burnish OUT=runs/evidence-fixmatch-v2 bash bench/evidence_fixmatch.sh
 # The synthetic quick-start comparison (README "Quick start, measured"):
 #   RECIPE_DIR=recipes RECIPES="quickstart-supervised quickstart-fixmatch quickstart" STEPS=400 bash bench/evidence_fixmatch.sh
