@@ -14,7 +14,7 @@ use anyhow::{anyhow, Context, Result};
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
 
-use super::plot::{fmt_number, padded, register_font, FONT, HEIGHT, PALETTE, WIDTH};
+use super::plot::{fmt_number, padded, register_font, save_png, FONT, HEIGHT, PALETTE, WIDTH};
 use crate::analyze::{Analysis, MeasureStats, Point, Sweep, SEED};
 
 /// A measure's axis turns logarithmic when its values are all positive and `max / min` exceeds this.
@@ -224,7 +224,5 @@ where
         }
         root.present().map_err(|e| err(&e))?;
     }
-    let image = image::RgbImage::from_raw(WIDTH, HEIGHT, buffer)
-        .ok_or_else(|| anyhow!("cannot draw {}: wrong buffer size", path.display()))?;
-    image.save_with_format(path, image::ImageFormat::Png).with_context(|| format!("cannot write {}", path.display()))
+    save_png(buffer, path)
 }

@@ -415,6 +415,11 @@ fn draw(figure: &Style, series: &[Series], path: &Path) -> Result<()> {
             .map_err(|e| err(&e))?;
         root.present().map_err(|e| err(&e))?;
     }
+    save_png(buffer, path)
+}
+
+/// Encodes a figure's RGB buffer (`WIDTH` × `HEIGHT`) as a PNG file at `path`.
+pub(super) fn save_png(buffer: Vec<u8>, path: &Path) -> Result<()> {
     let image = image::RgbImage::from_raw(WIDTH, HEIGHT, buffer)
         .ok_or_else(|| anyhow!("cannot draw {}: wrong buffer size", path.display()))?;
     image.save_with_format(path, image::ImageFormat::Png).with_context(|| format!("cannot write {}", path.display()))

@@ -160,8 +160,8 @@ pub fn run(args: &SweepArgs) -> Result<ExitCode> {
     let mut todo = Vec::new();
     for p in &points {
         match sweep::progress(&dir.join(&p.id), &columns, &plan.settings)? {
-            Progress::Done(run) => {
-                rows.insert(p.index, finished_row(p, &dir.join(&p.id), &run)?);
+            Progress::Done(_) => {
+                rows.insert(p.index, row_on_disk(p, &dir.join(&p.id), Status::Done, String::new())?);
             }
             _ => todo.push(p.clone()),
         }
@@ -277,13 +277,17 @@ fn describe(row: &Row) -> String {
     }
 }
 
-/// The row of a run that is trained and measured.
-fn finished_row(point: &Point, home: &Path, run: &Path) -> Result<Row> {
+/// The row of a run as its folder holds it (summary, wall time and measures so far), with how it ended.
+fn row_on_disk(point: &Point, home: &Path, status: Status, error: String) -> Result<Row> {
+    let summary = match sweep::run_folder(home)? {
+        Some(run) => sweep::read_summary(&run)?.unwrap_or_default(),
+        None => Default::default(),
+    };
     Ok(Row {
         point: point.clone(),
-        status: Status::Done,
-        error: String::new(),
-        summary: sweep::read_summary(run)?.unwrap_or_default(),
+        status,
+        error,
+        summary,
         wall_s: sweep::recorded_wall(home),
         measures: sweep::read_measures(home)?,
     })
@@ -294,21 +298,7 @@ fn finished_row(point: &Point, home: &Path, run: &Path) -> Result<Row> {
 fn run_point(plan: &Plan, point: &Point, columns: &[&str], bar: &ProgressBar) -> Result<Row> {
     let home = plan.dir.join(&point.id);
     wait_for_leftover(&home);
-    let row = |status, error: String| -> Result<Row> {
-        let run = sweep::run_folder(&home)?;
-        let summary = match &run {
-            Some(r) => sweep::read_summary(r)?.unwrap_or_default(),
-            None => Default::default(),
-        };
-        Ok(Row {
-            point: point.clone(),
-            status,
-            error,
-            summary,
-            wall_s: sweep::recorded_wall(&home),
-            measures: sweep::read_measures(&home)?,
-        })
-    };
+    let row = |status, error| row_on_disk(point, &home, status, error);
     let mut state = sweep::progress(&home, columns, &plan.settings)?;
     if matches!(state, Progress::Fresh) && home.exists() {
         // A run that died before its first checkpoint starts over in a clean folder.
