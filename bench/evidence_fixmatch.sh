@@ -5,7 +5,8 @@
 # seed with their paired t statistic.
 # Usage: bash bench/evidence_fixmatch.sh
 #   (STEPS=<recipe's> DECAY=<recipe's> JOBS=2 THREADS=1 OUT=runs/evidence-fixmatch-<STEPS or full>
-#    FIXMATCH_SEEDS=5 SEEDS=3 BURNISH=target/release/burnish; THREADS is the rayon threads of each run)
+#    FIXMATCH_SEEDS=5 SEEDS=3 FIRST_SEED=0 BURNISH=target/release/burnish; THREADS is the rayon threads of each run;
+#    FIRST_SEED skips the seeds below it, so that two invocations can share OUT without running the same seed)
 # The README's Fashion-MNIST table (the recipes' full length), continuing from the rows committed so far:
 #   mkdir -p runs/evidence-fixmatch-v2 && cp -n bench/evidence_fashion_mnist_v2_results.tsv runs/evidence-fixmatch-v2/results.tsv
 #   OUT=runs/evidence-fixmatch-v2 bash bench/evidence_fixmatch.sh
@@ -86,7 +87,7 @@ seeds_of() { case $1 in fixmatch-iam-ascent) echo "${SEEDS:-3}" ;; fixmatch*) ec
 # Seed by seed, each recipe of a seed next to the others, so that a session that ends early leaves complete pairs.
 todo=()
 max=$(for r in $RECIPES; do seeds_of "$r"; done | sort -n | tail -n 1)
-for ((seed = 0; seed < max; seed++)); do
+for ((seed = ${FIRST_SEED:-0}; seed < max; seed++)); do
   for r in $(printf '%s\n' $RECIPES | tac); do
     [ "$seed" -lt "$(seeds_of "$r")" ] || continue
     grep -q "^$r	$seed	" "$OUT/results.tsv" || todo+=("$r" "$seed")
