@@ -169,24 +169,31 @@ fn iam_d_inconsistency_vanishes_as_rho_goes_to_zero_in_every_recipe_shape() {
     }
 }
 
-/// The recipe with every iam-d stage's `ascent_fraction` set to `f`.
-fn with_ascent_fraction(mut r: Recipe, f: f64) -> Recipe {
+/// The recipe with every iam-d stage's `ascent_fraction` set to `ascent` and `batch_fraction` to `batch`.
+fn with_fractions(mut r: Recipe, ascent: f64, batch: f64) -> Recipe {
     for s in &mut r.stages {
         if let StageSpec::IamD(d) = s {
-            d.ascent_fraction = f;
+            d.ascent_fraction = ascent;
+            d.batch_fraction = batch;
         }
     }
     r
 }
 
 #[test]
-fn a_sub_batch_ascent_still_vanishes_as_rho_goes_to_zero_in_every_recipe_shape() {
-    for (what, text, overrides) in shapes() {
-        let r = with_ascent_fraction(recipe(text, &overrides), 0.3);
-        let (mut t, data) = trainer(&r);
-        for (i, b) in batches(&r, &data, 2).iter().enumerate() {
-            let s = metric(&t.train_step(b).expect("a step"), "iam-d/s_rho");
-            assert!(s.abs() < VANISHING, "{what}, ascent_fraction 0.3, step {i}: iam-d/s_rho = {s:e} at rho = 1e-9");
+fn a_sub_batch_ascent_or_term_still_vanishes_as_rho_goes_to_zero_in_every_recipe_shape() {
+    for (ascent, batch) in [(0.3, 1.0), (1.0, 0.3), (0.5, 0.5)] {
+        for (what, text, overrides) in shapes() {
+            let r = with_fractions(recipe(text, &overrides), ascent, batch);
+            let (mut t, data) = trainer(&r);
+            for (i, b) in batches(&r, &data, 2).iter().enumerate() {
+                let s = metric(&t.train_step(b).expect("a step"), "iam-d/s_rho");
+                assert!(
+                    s.abs() < VANISHING,
+                    "{what}, ascent_fraction {ascent}, batch_fraction {batch}, step {i}: iam-d/s_rho = {s:e} at \
+                     rho = 1e-9"
+                );
+            }
         }
     }
 }
@@ -206,6 +213,69 @@ fn ascent_rows_pick_a_seeded_share_of_the_images_and_keep_pairs_together() {
     let (first, second) = rows.split_at(rows.len() / 2);
     assert_eq!(first.len(), 3);
     assert!(first.iter().zip(second).all(|(a, b)| b == &(a + 10)), "{rows:?}");
+    // A sub-batch term draws its images the same way, from a stream of its own, so the ascent inside it is not
+    // tied to the term's draw.
+    use burnish::stage::batch_rows;
+    assert_eq!(batch_rows(64, false, 0.25, 1).len(), 16);
+    assert_ne!(batch_rows(64, false, 0.25, 1), ascent_rows(64, false, 0.25, 1), "independent streams");
+    let rows = batch_rows(20, true, 0.3, 9);
+    let (first, second) = rows.split_at(rows.len() / 2);
+    assert!(first.len() == 3 && first.iter().zip(second).all(|(a, b)| b == &(a + 10)), "{rows:?}");
+}
+
+#[test]
+fn a_sub_batch_term_is_the_full_estimate_on_its_images_with_the_same_gradient() {
+    use burn::optim::GradientsParams;
+    use burn::tensor::{Int, TensorData};
+    use burnish::model::{Arch, NetConfig};
+    use burnish::objective::Objective;
+    use burnish::params::{add, global_norm, map_vector};
+    use burnish::seed::derive_seed;
+    use burnish::stage::{batch_rows, IamD, IamSource, Weighted};
+    use burnish::step::{Stream, ViewKey};
+    use burnish_augment::View;
+
+    let dev = Default::default();
+    let model = NetConfig::new(Arch::CnnSmall, 1, 10).expect("valid net").init::<AD>(&dev);
+    let key = ViewKey::new(Stream::Labeled, View::Weak);
+    let x = Tensor::<AD, 4>::random([12, 1, 12, 12], burn::tensor::Distribution::Normal(0.0, 1.0), &dev);
+    let (fraction, seed) = (0.25, 41);
+    // The loss and gradient of an objective that is the iam-d stage alone, on the images `x`.
+    let run = |batch_fraction: f64, x: Tensor<AD, 4>| {
+        let stage = IamD {
+            inconsistency: Inconsistency { rho: 0.05, sigma: 1e-3, steps: 1 },
+            source: IamSource::Batch(vec![key]),
+            ascent_fraction: 1.0,
+            batch_fraction,
+        };
+        let objective = Objective::new(vec![Weighted::new(1.0, Box::new(stage))]);
+        let batch = StepBatch { images: vec![(key, x)], labels: vec![] };
+        let e = objective.evaluate(&model, &batch, BnMode::TrainNoStats, seed, None).expect("the view is there");
+        let loss = e.total.clone().into_scalar() as f64;
+        (loss, GradientsParams::from_grads(e.total.backward(), &model))
+    };
+    let distance = |a: &GradientsParams, b: &GradientsParams| {
+        let minus_b = map_vector(&model, b, |mut e| {
+            e.flat = e.flat.neg();
+            e
+        });
+        let d = global_norm(&model, &add(&model, a, &minus_b)).into_scalar() as f64;
+        d / global_norm(&model, b).into_scalar() as f64
+    };
+    // The stage's seed is the objective's with the stage's index (src/objective.rs); it picks the images.
+    let rows: Vec<i64> = batch_rows(12, false, fraction, derive_seed(&[seed, 0])).iter().map(|&r| r as i64).collect();
+    assert_eq!(rows.len(), 3);
+    let sub = x.clone().select(0, Tensor::<AD, 1, Int>::from_data(TensorData::new(rows, [3]), &dev));
+    let (on_share, g_share) = run(fraction, x.clone());
+    let (alone, g_alone) = run(1.0, sub);
+    assert!(on_share > 1e-9, "a KL that matters: {on_share:e}");
+    assert!((on_share - alone).abs() <= 1e-6 * alone, "the term on a quarter {on_share:e}, its images alone {alone:e}");
+    let d = distance(&g_share, &g_alone);
+    assert!(d < 1e-5, "gradients differ by {d:e} (relative)");
+    // The check can fail: over all 12 images the full estimate is another number with another gradient.
+    let (full, g_full) = run(1.0, x);
+    assert!((full - on_share).abs() > 1e-3 * full, "full {full:e}, on a quarter {on_share:e}");
+    assert!(distance(&g_full, &g_alone) > 1e-2, "the full estimate's gradient must differ");
 }
 
 #[test]
@@ -231,6 +301,7 @@ fn a_sub_batch_ascent_depends_on_its_own_images_only() {
         inconsistency: Inconsistency { rho: 0.05, sigma: 1e-3, steps: 2 },
         source: IamSource::Batch(vec![ViewKey::new(Stream::Labeled, View::Weak)]),
         ascent_fraction: fraction,
+        batch_fraction: 1.0,
     };
     let p = |x: &Tensor<AD, 4>| softmax(model.forward(x.clone(), BnMode::TrainNoStats).logits, 1);
     let distance = |fraction: f64| {

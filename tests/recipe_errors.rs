@@ -189,6 +189,13 @@ fn cases() -> Vec<Case> {
             "must be in (0, 1], got 1.5",
         ),
         case(
+            "batch_fraction 0",
+            edit(22, "batch_fraction = 0.0"),
+            Kind::Invalid,
+            at(22, 1, "stage.2.batch_fraction"),
+            "must be in (0, 1], got 0",
+        ),
+        case(
             "projection source without a head",
             edit(22, r#"source = "projection""#),
             Kind::Invalid,

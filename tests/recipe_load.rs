@@ -93,6 +93,7 @@ fn defaults_are_filled_in() {
                 source: IamDSource::Batch,
                 distribution: IamDDistribution::Ntxent,
                 ascent_fraction: 1.0,
+                batch_fraction: 1.0,
                 start_step: 0,
                 ramp_steps: 0
             }),

@@ -196,25 +196,31 @@ fn sam_on_the_labelled_loss_swaps_that_loss_for_its_value_at_theta_plus_epsilon(
 #[test]
 fn iam_d_gradient_flows_through_both_branches_with_the_fixmatch_layout() {
     let (model, batch) = (model(), batch());
-    // K = 0 keeps δ at its seeded initial draw, independent of θ, so the loss is a plain function of θ that finite
-    // differences can check (with K ≥ 1 the stage treats δ* as a constant, which differences cannot see).
-    let iam_d = IamD {
-        inconsistency: Inconsistency { rho: 0.1, sigma: 2.0, steps: 0 },
-        source: IamSource::Batch(vec![
-            ViewKey::new(Stream::Labeled, View::Weak),
-            ViewKey::new(Stream::Unlabeled, View::Weak),
-        ]),
-        ascent_fraction: 1.0,
-    };
-    let mut objective = fixmatch_objective();
-    objective.stages.push(Weighted::new(2.0, Box::new(iam_d)));
-    let theta = flatten(&model);
-    let (g, _) = rule_gradient(&UpdateRule::new(Rule::Plain), &model, &batch, &objective);
-    let kl = clean(&objective, &model, &batch, &theta).metrics;
-    let s = kl.iter().find(|(k, _)| k == "iam-d/s_rho").map(|(_, v)| scalar(v.clone())).expect("s_rho");
-    assert!(s > 1e-4, "a perturbation of norm 2 gives a KL that matters: {s:e}");
-    // Pseudo-labels follow θ here: they are piecewise constant, so differences of width 2h do not see them move.
-    assert_directional("fixmatch + iam-d", &g, |t| loss_at(&objective, &model, &batch, t, None), &theta);
+    // The whole batch (the paper's estimate) and the whole term on half of it (`batch_fraction`), whose rows are
+    // drawn from the stage seed, so they are the same at every θ the differences evaluate.
+    for batch_fraction in [1.0, 0.5] {
+        // K = 0 keeps δ at its seeded initial draw, independent of θ, so the loss is a plain function of θ that
+        // finite differences can check (with K ≥ 1 the stage treats δ* as a constant, which differences cannot see).
+        let iam_d = IamD {
+            inconsistency: Inconsistency { rho: 0.1, sigma: 2.0, steps: 0 },
+            source: IamSource::Batch(vec![
+                ViewKey::new(Stream::Labeled, View::Weak),
+                ViewKey::new(Stream::Unlabeled, View::Weak),
+            ]),
+            ascent_fraction: 1.0,
+            batch_fraction,
+        };
+        let mut objective = fixmatch_objective();
+        objective.stages.push(Weighted::new(2.0, Box::new(iam_d)));
+        let theta = flatten(&model);
+        let (g, _) = rule_gradient(&UpdateRule::new(Rule::Plain), &model, &batch, &objective);
+        let kl = clean(&objective, &model, &batch, &theta).metrics;
+        let s = kl.iter().find(|(k, _)| k == "iam-d/s_rho").map(|(_, v)| scalar(v.clone())).expect("s_rho");
+        assert!(s > 1e-4, "a perturbation of norm 2 gives a KL that matters: {s:e} (batch_fraction {batch_fraction})");
+        // Pseudo-labels follow θ here: they are piecewise constant, so differences of width 2h do not see them move.
+        let what = format!("fixmatch + iam-d, batch_fraction {batch_fraction}");
+        assert_directional(&what, &g, |t| loss_at(&objective, &model, &batch, t, None), &theta);
+    }
 }
 
 #[test]

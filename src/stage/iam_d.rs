@@ -6,7 +6,8 @@
 //! forward when that forward held exactly x (supervised, SimCLR); when it also held other images (FixMatch's
 //! strong views) a third pass runs over x alone. Either way the KL's gradient rides on the task loss's backward.
 //! With `ascent_fraction` f < 1 the ascent pass covers ⌈f·n⌉ of the n images, plus a forward over them for its own
-//! clean side.
+//! clean side. With `batch_fraction` g < 1 the whole term (clean pass, ascent, perturbed pass) runs on a random
+//! ⌈g·n⌉ of the n images, and `ascent_fraction` then applies within that sub-batch.
 
 use burn::module::AutodiffModule;
 use burn::optim::GradientsParams;
@@ -53,8 +54,13 @@ pub struct IamDSpec {
     /// Share of the KL batch Algorithm 1's ascent runs on, in (0, 1]. 1 (the default) is the paper's estimate; below
     /// 1 a random ⌈f·n⌉ of the n images choose δ*, and the penalised KL still covers all n (docs/iam.md, "A cheaper
     /// ascent").
-    #[serde(default = "default::ascent_fraction")]
+    #[serde(default = "default::fraction")]
     pub ascent_fraction: f64,
+    /// Share of the KL batch the whole term is computed on, in (0, 1]. 1 (the default) is the paper's estimate; below
+    /// 1 each step's clean pass, ascent and penalised KL all cover a random ⌈g·n⌉ of the n images (docs/iam.md, "The
+    /// whole term on a sub-batch").
+    #[serde(default = "default::fraction", skip_serializing_if = "is_one")]
+    pub batch_fraction: f64,
     /// First step (0-based) at which the weight is not 0 (default 0).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub start_step: u64,
@@ -99,7 +105,8 @@ mod default {
     pub(super) fn steps() -> usize {
         1
     }
-    pub(super) fn ascent_fraction() -> f64 {
+    /// `ascent_fraction` and `batch_fraction`: the whole batch, the paper's estimate.
+    pub(super) fn fraction() -> f64 {
         1.0
     }
 }
@@ -113,7 +120,8 @@ impl Default for IamDSpec {
             steps: default::steps(),
             source: IamDSource::default(),
             distribution: IamDDistribution::default(),
-            ascent_fraction: default::ascent_fraction(),
+            ascent_fraction: default::fraction(),
+            batch_fraction: default::fraction(),
             start_step: 0,
             ramp_steps: 0,
         }
@@ -135,6 +143,7 @@ impl StageKind for IamDSpec {
         at_least(&format!("{at}.sigma"), self.sigma, 0.0)?;
         count_at_least(&format!("{at}.steps"), self.steps, 1)?;
         in_open_closed(&format!("{at}.ascent_fraction"), self.ascent_fraction, 0.0, 1.0)?;
+        in_open_closed(&format!("{at}.batch_fraction"), self.batch_fraction, 0.0, 1.0)?;
         if self.source == IamDSource::Batch && self.distribution != IamDDistribution::default() {
             // A setting that would be silently ignored is more likely a mistake than an intention.
             return Err(Problem::new(
@@ -185,6 +194,7 @@ impl StageKind for IamDSpec {
             inconsistency: Inconsistency { rho: self.rho, sigma: self.sigma, steps: self.steps },
             source,
             ascent_fraction: self.ascent_fraction,
+            batch_fraction: self.batch_fraction,
         }))
     }
 }
@@ -240,21 +250,44 @@ pub struct IamD {
     pub inconsistency: Inconsistency,
     /// The batch and distribution the KL is taken over.
     pub source: IamSource,
-    /// Share of the KL batch that Algorithm 1's ascent runs on, in (0, 1]; 1 is the paper's estimate.
+    /// Share of the KL batch (after `batch_fraction`'s draw) that Algorithm 1's ascent runs on, in (0, 1]; 1 is the
+    /// paper's estimate.
     pub ascent_fraction: f64,
+    /// Share of the KL batch the whole term is computed on, in (0, 1]; 1 is the paper's estimate.
+    pub batch_fraction: f64,
+}
+
+/// Serde's `skip_serializing_if` for `batch_fraction`, so recipes without it resolve to the same text as before.
+fn is_one(v: &f64) -> bool {
+    *v == 1.0
 }
 
 /// Stream tag of the draw that picks a sub-batch ascent's images, apart from δ₀'s noise.
 const ASCENT_ROWS: u64 = 0x6173_6365_6e74;
 
+/// Stream tag of the draw that picks the images of a sub-batch term (`batch_fraction`), apart from the ascent's.
+const BATCH_ROWS: u64 = 0x0062_6174_6368;
+
 /// The rows of an `n`-row KL batch that a sub-batch ascent runs on: a seeded random ⌈f·u⌉ of its u units, in
 /// increasing order. A unit is one row, or with `pairs` (SimCLR's projection source, whose NT-Xent distribution
 /// needs both views of an image) the rows i and i + n/2; the rows of the first views come first.
 pub fn ascent_rows(n: usize, pairs: bool, fraction: f64, seed: u64) -> Vec<usize> {
+    sample_rows(n, pairs, fraction, rng_for(&[seed, ASCENT_ROWS]))
+}
+
+/// The rows of an `n`-row KL batch that a sub-batch term (`batch_fraction`) is computed on: drawn as
+/// [`ascent_rows`] draws, from a stream of its own.
+pub fn batch_rows(n: usize, pairs: bool, fraction: f64, seed: u64) -> Vec<usize> {
+    sample_rows(n, pairs, fraction, rng_for(&[seed, BATCH_ROWS]))
+}
+
+/// A random ⌈f·u⌉ of the u units of an `n`-row batch (rows, or with `pairs` the rows i and i + n/2), in increasing
+/// order with the first views' rows first.
+fn sample_rows(n: usize, pairs: bool, fraction: f64, mut rng: impl rand::Rng) -> Vec<usize> {
     let units = if pairs { n / 2 } else { n };
     // fraction ∈ (0, 1] makes the ceiling at least 1 (for a non-empty batch); min() only guards float rounding.
     let m = ((fraction * units as f64).ceil() as usize).min(units);
-    let mut chosen = rand::seq::index::sample(&mut rng_for(&[seed, ASCENT_ROWS]), units, m).into_vec();
+    let mut chosen = rand::seq::index::sample(&mut rng, units, m).into_vec();
     chosen.sort_unstable();
     if pairs {
         let second: Vec<usize> = chosen.iter().map(|i| i + units).collect();
@@ -303,16 +336,17 @@ impl IamD {
         if self.ascent_fraction >= 1.0 {
             return worst_case_delta(model, p, |m| self.perturbed_log_probs(m, x), &self.inconsistency, &mut rng);
         }
-        let pairs = matches!(self.source, IamSource::Projection { .. });
-        let rows: Vec<i64> =
-            ascent_rows(x.dims()[0], pairs, self.ascent_fraction, seed).into_iter().map(|r| r as i64).collect();
-        let count = rows.len();
-        let index = Tensor::<B, 1, Int>::from_data(TensorData::new(rows, [count]), &x.device());
-        let sub = x.clone().select(0, index);
+        let pairs = self.pairs();
+        let sub = select_rows(x, &ascent_rows(x.dims()[0], pairs, self.ascent_fraction, seed));
         // Never differentiated (the ascent detaches its p), so it runs untracked, as the iam-s rule's clean pass does.
         let out = model.valid().forward(sub.clone().inner(), BnMode::TrainNoStats);
         let p_sub = Tensor::from_inner(log_softmax(self.scores(out.logits, out.projections), 1).exp());
         worst_case_delta(model, p_sub, |m| self.perturbed_log_probs(m, &sub), &self.inconsistency, &mut rng)
+    }
+
+    /// Whether the KL pairs the rows i and i + n/2 (SimCLR's projection source), so a sub-batch keeps pairs whole.
+    fn pairs(&self) -> bool {
+        matches!(self.source, IamSource::Projection { .. })
     }
 
     /// Log-probabilities at `model` on `x`, normalising with batch statistics that are not stored.
@@ -337,11 +371,18 @@ impl<B: TrainBackend> Stage<B> for IamD {
 
     fn loss(&self, ctx: &StageContext<'_, B>) -> StageOutput<B> {
         let keys = self.keys();
-        let x =
+        let all =
             ctx.batch.images(&keys).unwrap_or_else(|k| panic!("the step batch has every listed view; {k} is missing"));
+        // A sub-batch term is the full estimate on the drawn images alone (docs/iam.md, "The whole term on a
+        // sub-batch"); its draw is a function of the stage seed, so SAM-like rules see the same images at θ + ε.
+        let (x, whole) = if self.batch_fraction >= 1.0 {
+            (all, true)
+        } else {
+            (select_rows(&all, &batch_rows(all.dims()[0], self.pairs(), self.batch_fraction, ctx.seed)), false)
+        };
         // The clean branch must normalise exactly the batch the perturbed passes see (docs/iam.md, "Which batch x
         // is"), or the KL would not vanish as ρ → 0. The step's forward qualifies only when it held x and nothing else.
-        let clean = if ctx.forward.holds_exactly(&keys) {
+        let clean = if whole && ctx.forward.holds_exactly(&keys) {
             self.scores(ctx.forward.output.logits.clone(), ctx.forward.output.projections.clone())
         } else {
             let out = ctx.model.forward(x.clone(), BnMode::TrainNoStats);
@@ -355,4 +396,11 @@ impl<B: TrainBackend> Stage<B> for IamD {
         let s_rho = kl.clone().detach();
         StageOutput::new(kl, vec![Metric { name: "s_rho", value: s_rho }])
     }
+}
+
+/// The rows `rows` of `x`, in that order.
+fn select_rows<B: Backend>(x: &Tensor<B, 4>, rows: &[usize]) -> Tensor<B, 4> {
+    let rows: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
+    let count = rows.len();
+    x.clone().select(0, Tensor::<B, 1, Int>::from_data(TensorData::new(rows, [count]), &x.device()))
 }
