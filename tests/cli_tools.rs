@@ -353,3 +353,24 @@ fn export_writes_pytorch_named_safetensors() {
         "no/dir/x.safetensors",
     );
 }
+
+#[test]
+fn a_closed_stdout_ends_a_listing_quietly() {
+    use std::process::{Command, Stdio};
+    let tmp = setup();
+    for args in [&["recipes"][..], &["check", "r.toml"]] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_burnish"))
+            .args(args)
+            .current_dir(tmp.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the binary runs");
+        // The reader goes before the command has written a line, as `| head -0` would make it.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("the binary ends");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "burnish {args:?} with stdout closed: {:?}, {err}", out.status);
+        assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "burnish {args:?}: {err}");
+    }
+}

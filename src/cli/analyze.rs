@@ -53,7 +53,7 @@ pub fn run(args: &AnalyzeArgs) -> Result<()> {
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
 
     let table = analysis.table();
-    print!("{table}");
+    out!("{table}")?;
     let write = |name: &str, text: &str| {
         let file = out.join(name);
         std::fs::write(&file, text).with_context(|| format!("cannot write {}", file.display()))?;

@@ -75,7 +75,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         }
     }
     let images: usize = batch.streams.iter().map(|s| s.views.iter().map(|v| v.shape[0]).sum::<usize>()).sum();
-    println!(
+    outln!(
         "recipe={} backend={NAME} arch={} rule={} images_per_step={images} steps={} warmup={} threads={}",
         recipe.name,
         recipe.model.arch,
@@ -83,9 +83,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         args.steps,
         args.warmup,
         rayon::current_num_threads()
-    );
-    println!("with_pipeline_step_ms_median={:.1}", median_ms(with_pipeline));
+    )?;
+    outln!("with_pipeline_step_ms_median={:.1}", median_ms(with_pipeline))?;
     let rss = peak_rss_mib().map_or("unknown".to_string(), |m| format!("{m:.0}"));
-    println!("step_ms_median={:.1} peak_rss_mib={rss}", median_ms(reused));
+    outln!("step_ms_median={:.1} peak_rss_mib={rss}", median_ms(reused))?;
     Ok(())
 }

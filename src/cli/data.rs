@@ -92,22 +92,17 @@ fn run_get(args: &GetArgs) -> Result<()> {
     let options = GetOptions { progress: !args.quiet, ..GetOptions::default() };
     let report = download::get(&source, &root, &options)?;
     if report.already_present {
-        println!("{}: already in {}, verified; nothing to do", source.name, report.dir.display());
+        outln!("{}: already in {}, verified; nothing to do", source.name, report.dir.display())?;
     } else {
-        println!(
-            "{}: installed in {} (downloaded {})",
-            source.name,
-            report.dir.display(),
-            report.downloaded.join(", ")
-        );
+        outln!("{}: installed in {} (downloaded {})", source.name, report.dir.display(), report.downloaded.join(", "))?;
     }
     let looked_up = env_root().as_deref() == Some(root.as_path()) || default_data_root().as_deref() == Some(&root);
     if !looked_up {
-        println!(
+        outln!(
             "burnish looks there when {DATA_ENV}={} is set, or with `path = \"{}\"` in the recipe's [data]",
             root.display(),
             report.dir.display()
-        );
+        )?;
     }
     Ok(())
 }
@@ -146,9 +141,9 @@ fn roots(extra: Option<&Path>) -> Vec<Root> {
 fn run_list(args: &ListArgs) -> Result<()> {
     let roots = roots(args.dir.as_deref());
     let described: Vec<String> = roots.iter().map(|r| format!("{} ({})", r.path.display(), r.what)).collect();
-    println!("data roots: {}", described.join(", "));
+    outln!("data roots: {}", described.join(", "))?;
     if env_root().is_none() {
-        println!("{DATA_ENV} is unset: `burnish data get` installs into the default root");
+        outln!("{DATA_ENV} is unset: `burnish data get` installs into the default root")?;
     }
     for kind in DOWNLOADABLE {
         let (_, source) = source_for(kind.name())?;
@@ -177,9 +172,9 @@ fn run_list(args: &ListArgs) -> Result<()> {
         if lines.is_empty() {
             lines.push(format!("  not present; `burnish data get {}` downloads it", kind.name()));
         }
-        println!("{}", kind.name());
+        outln!("{}", kind.name())?;
         for line in lines {
-            println!("{line}");
+            outln!("{line}")?;
         }
     }
     Ok(())

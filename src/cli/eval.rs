@@ -37,7 +37,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     let ema = if loaded.has_ema() { score(true)? } else { raw };
     let name = args.split.name();
     let images = subset.map_or(split.len(), <[usize]>::len);
-    println!("recipe={} step={} images={images}", loaded.recipe.name, loaded.step);
-    println!("{name}_acc_ema={ema:.4} {name}_acc={raw:.4}");
+    outln!("recipe={} step={} images={images}", loaded.recipe.name, loaded.step)?;
+    outln!("{name}_acc_ema={ema:.4} {name}_acc={raw:.4}")?;
     Ok(())
 }

@@ -71,14 +71,14 @@ pub fn run(args: &ExportArgs) -> Result<()> {
     ]);
     write(&tensors, metadata, &args.out)?;
     let scalars: usize = tensors.iter().map(|t| t.values.len()).sum();
-    println!(
+    outln!(
         "wrote {} ({} tensors, {} values, {} weights of step {})",
         args.out.display(),
         tensors.len(),
         scalars,
         if args.ema { "EMA" } else { "raw" },
         loaded.step
-    );
+    )?;
     Ok(())
 }
 

@@ -145,13 +145,13 @@ pub fn run(args: &MeasureArgs) -> Result<()> {
             &mut rng,
         );
         report.lambda_max = Some(lambda);
-        println!("lambda_max={lambda:.6e} power_iterations={} hvp_step={}", args.power_iterations, args.hvp_step);
+        outln!("lambda_max={lambda:.6e} power_iterations={} hvp_step={}", args.power_iterations, args.hvp_step)?;
     }
     if args.measures.contains(&Measure::Sam) {
         let sharpness = sam_sharpness(&model, classifier_loss(x.clone(), y.clone()), args.sam_rho, args.sam_steps);
         report.sam_sharpness = Some(sharpness);
         report.sam_rho = Some(args.sam_rho);
-        println!("sam_sharpness={sharpness:.6e} sam_rho={} sam_steps={}", args.sam_rho, args.sam_steps);
+        outln!("sam_sharpness={sharpness:.6e} sam_rho={} sam_steps={}", args.sam_rho, args.sam_steps)?;
     }
     if args.measures.contains(&Measure::SRho) {
         let (mean, std, rho) = measure_s_rho(args, recipe, &model, x, section, order.len())?;
@@ -186,12 +186,12 @@ fn measure_s_rho(
     anyhow::ensure!(cfg.steps >= 1, "--steps must be at least 1");
     let values = measure_classifier(model, x, &cfg, args.restarts, args.seed);
     for (r, s) in values.iter().enumerate() {
-        println!("restart {r}: s_rho={s:.6e}");
+        outln!("restart {r}: s_rho={s:.6e}")?;
     }
     let n = values.len() as f64;
     let mean = values.iter().sum::<f64>() / n;
     let std = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
-    println!(
+    outln!(
         "rho={} sigma={} K={} R={} batch={} split={} weights={section}",
         cfg.rho,
         cfg.sigma,
@@ -199,7 +199,7 @@ fn measure_s_rho(
         args.restarts,
         batch,
         args.split.name()
-    );
-    println!("s_rho_mean={mean:.6e} s_rho_std={std:.6e}");
+    )?;
+    outln!("s_rho_mean={mean:.6e} s_rho_std={std:.6e}")?;
     Ok((mean, std, cfg.rho))
 }

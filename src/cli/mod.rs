@@ -1,5 +1,22 @@
 //! The `burnish` command line: argument parsing (clap) and one function per command.
 
+/// `println!` to stdout that returns the write's error instead of panicking, so that a closed pipe
+/// (`burnish recipes | head`) ends the command quietly; [`main`] counts a broken pipe as success.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
+/// `print!` to stdout that returns the write's error instead of panicking (see `outln!`).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
 mod analyze;
 mod bench;
 mod ckpt;
@@ -93,6 +110,8 @@ pub fn main() -> ExitCode {
     let ran = set_threads(cli.threads).and_then(|()| run_command(cli.command));
     match ran {
         Ok(code) => code,
+        // The reader of stdout has gone (`| head`): nothing more can be shown, which is no failure of the command.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             if e.downcast_ref::<crate::run::Diverged>().is_some() {
@@ -102,6 +121,11 @@ pub fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Whether `e` comes from writing to a pipe whose reader has closed it.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
 }
 
 /// Sizes rayon's global pool, which flex and the kernels run on; it must happen before any tensor op.
@@ -134,7 +158,7 @@ fn run_command(command: Command) -> Result<ExitCode> {
         Command::Analyze(args) => analyze::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Check { recipe } => {
             let r = recipe.load()?;
-            print!("{}", r.to_toml());
+            out!("{}", r.to_toml())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Eval(args) => eval::run(&args).map(|()| ExitCode::SUCCESS),

@@ -122,7 +122,7 @@ fn plot_one(run_dir: &Path, out: Option<&Path>) -> Result<()> {
         }
         let file = out.join(figure.file);
         draw(&figure.style(figure.title.to_string()), &series, &file)?;
-        println!("wrote {}", file.display());
+        outln!("wrote {}", file.display())?;
         written += 1;
     }
     anyhow::ensure!(written > 0, "{}: no series to plot (no loss, accuracy or lr values)", path.display());
@@ -163,7 +163,7 @@ fn plot_overlay(run_dirs: &[PathBuf], out: &Path) -> Result<()> {
             }
             let file = out.join(format!("{}.png", key.replace('/', "_")));
             draw(&figure.style(format!("{}: {key}", figure.title)), &series, &file)?;
-            println!("wrote {}", file.display());
+            outln!("wrote {}", file.display())?;
             written += 1;
         }
     }

@@ -106,7 +106,7 @@ pub fn run(args: &PreviewArgs) -> Result<()> {
     let mut grid = compose(&rows, args.scale);
     draw_labels(&mut grid, &names)?;
     write_png(&grid, &args.out)?;
-    println!("columns: {}", names.join(", "));
+    outln!("columns: {}", names.join(", "))?;
     let described: Vec<String> = indices
         .iter()
         .map(|&i| match data.dataset.class_names.get(split.label(i)) {
@@ -114,8 +114,8 @@ pub fn run(args: &PreviewArgs) -> Result<()> {
             None => i.to_string(),
         })
         .collect();
-    println!("rows (training image indices): {}", described.join(", "));
-    println!("wrote {} ({}x{})", args.out.display(), grid.width(), grid.height());
+    outln!("rows (training image indices): {}", described.join(", "))?;
+    outln!("wrote {} ({}x{})", args.out.display(), grid.width(), grid.height())?;
     Ok(())
 }
 

@@ -84,10 +84,15 @@ pub fn run(args: &ProbeArgs) -> Result<()> {
         args.batch,
         &plan::probe_config(&recipe),
     )?;
-    println!(
+    outln!(
         "recipe={} step={} weights={weights} train_images={} test_images={} epochs={} k={}",
-        recipe.name, loaded.step, r.train_size, r.test_size, recipe.eval.probe_epochs, recipe.eval.knn_k
-    );
-    println!("linear_acc={:.4} knn_acc={:.4}", r.linear_acc, r.knn_acc);
+        recipe.name,
+        loaded.step,
+        r.train_size,
+        r.test_size,
+        recipe.eval.probe_epochs,
+        recipe.eval.knn_k
+    )?;
+    outln!("linear_acc={:.4} knn_acc={:.4}", r.linear_acc, r.knn_acc)?;
     Ok(())
 }

@@ -46,7 +46,7 @@ pub fn run(args: &RecipesArgs) -> Result<()> {
             Ok(r) => r.description,
             Err(e) => format!("INVALID: {e}"),
         };
-        println!("{name:width$}  {line}");
+        outln!("{name:width$}  {line}")?;
     }
     Ok(())
 }

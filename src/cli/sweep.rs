@@ -166,13 +166,14 @@ pub fn run(args: &SweepArgs) -> Result<ExitCode> {
             _ => todo.push(p.clone()),
         }
     }
-    println!(
+    outln!(
         "sweep {}: {} runs ({} already done), {} at a time on {threads} thread(s) each",
         dir.display(),
         points.len(),
         rows.len(),
         args.jobs.min(todo.len().max(1))
-    );
+    )
+    .ok();
     let table = Mutex::new(rows);
     write(&dir, &axes, &columns, &table)?;
 
@@ -221,7 +222,8 @@ pub fn run(args: &SweepArgs) -> Result<ExitCode> {
                     let n = finished.fetch_add(1, Ordering::SeqCst) + 1;
                     let line =
                         format!("[{n}/{}] {} {}{}", points.len(), row.point.id, row.status.name(), describe(&row));
-                    bars.suspend(|| println!("{line}"));
+                    // A closed stdout must not stop the runs: the line is then dropped.
+                    bars.suspend(|| outln!("{line}")).ok();
                     if row.status != Status::Stopped {
                         overall.inc(1);
                     }
@@ -243,16 +245,17 @@ pub fn run(args: &SweepArgs) -> Result<ExitCode> {
     }
     let rows = table.into_inner().map_err(|_| anyhow::anyhow!("a sweep worker panicked"))?;
     let count = |s: Status| rows.values().filter(|r| r.status == s).count();
-    println!(
+    outln!(
         "sweep {}: {} done, {} failed, {} not finished; table: {}",
         dir.display(),
         count(Status::Done),
         count(Status::Failed),
         points.len() - count(Status::Done) - count(Status::Failed),
         dir.join("sweep.csv").display()
-    );
+    )
+    .ok();
     if let Some(sig) = crate::run::signal::received() {
-        println!("stopped by {}; run the same command again to continue the sweep", sig.name());
+        outln!("stopped by {}; run the same command again to continue the sweep", sig.name()).ok();
         return Ok(ExitCode::from(sig.exit_code()));
     }
     Ok(if count(Status::Failed) > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })

@@ -56,11 +56,12 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
         progress: !args.quiet,
     };
     let s = run::train::<crate::backend::Train>(&r, &options, crate::backend::device())?;
-    println!("run folder: {}", s.run_dir.display());
+    // Echoes of what the run folder already records: a closed stdout must not turn the run's outcome into an error.
+    outln!("run folder: {}", s.run_dir.display()).ok();
     match s.outcome {
         Some(Outcome::Finished) | None => {
-            println!("steps={} wall_s={:.1}", s.steps, s.wall_s);
-            println!("test_acc_ema={:.4} test_acc={:.4}", s.test_acc_ema, s.test_acc);
+            outln!("steps={} wall_s={:.1}", s.steps, s.wall_s).ok();
+            outln!("test_acc_ema={:.4} test_acc={:.4}", s.test_acc_ema, s.test_acc).ok();
             Ok(ExitCode::SUCCESS)
         }
         Some(outcome) => {
@@ -68,12 +69,13 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
                 Outcome::Interrupted(sig) => format!("stopped by {}", sig.name()),
                 _ => "stopped".to_string(),
             };
-            println!(
+            outln!(
                 "{how} at step {} of {} with a checkpoint; continue with --resume {}",
                 s.steps,
                 r.schedule.steps,
                 s.run_dir.display()
-            );
+            )
+            .ok();
             Ok(match outcome {
                 Outcome::Interrupted(sig) => ExitCode::from(sig.exit_code()),
                 _ => ExitCode::SUCCESS,
