@@ -233,6 +233,8 @@ pub struct RunSummary {
     pub gap_acc: Option<f64>,
     /// `test_loss − train_loss`.
     pub gap_loss: Option<f64>,
+    /// Steps trained (fewer than the schedule's when `schedule.stop_at_train_acc` ended the run early).
+    pub steps: Option<f64>,
     /// Wall time of the invocation that wrote it.
     pub wall_s: Option<f64>,
 }
@@ -283,8 +285,8 @@ impl Status {
 }
 
 /// The summary columns of `sweep.csv`, after the overrides.
-pub const SUMMARY_COLUMNS: [&str; 8] =
-    ["test_acc", "test_acc_ema", "test_loss", "train_acc", "train_loss", "gap_acc", "gap_loss", "wall_s"];
+pub const SUMMARY_COLUMNS: [&str; 9] =
+    ["test_acc", "test_acc_ema", "test_loss", "train_acc", "train_loss", "gap_acc", "gap_loss", "steps", "wall_s"];
 
 /// One row of `sweep.csv`.
 #[derive(Debug, Clone)]
@@ -318,7 +320,7 @@ pub fn write_table(dir: &Path, axes: &[Axis], measures: &[&str], rows: &[&Row]) 
         let mut record = vec![row.point.id.clone(), row.status.name().to_string(), row.error.clone()];
         record.extend(row.point.overrides.iter().map(|(_, v)| v.clone()));
         record.extend(
-            [s.test_acc, s.test_acc_ema, s.test_loss, s.train_acc, s.train_loss, s.gap_acc, s.gap_loss]
+            [s.test_acc, s.test_acc_ema, s.test_loss, s.train_acc, s.train_loss, s.gap_acc, s.gap_loss, s.steps]
                 .into_iter()
                 .map(cell),
         );

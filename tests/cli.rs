@@ -136,3 +136,42 @@ fn bad_recipes_fail_cleanly_naming_the_key() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).contains("missing.toml"));
 }
+
+#[test]
+fn a_run_ends_at_the_first_evaluation_that_fits_its_training_images() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    std::fs::write(tmp.path().join("r.toml"), RECIPE).expect("write recipe");
+    let base = ["train", "r.toml", "--quiet", "--set", "schedule.steps=30", "--set", "eval.every=5"];
+    let out = burnish(&base, tmp.path());
+    assert!(out.status.success(), "{}", text(&out));
+    // The training accuracy of every scheduled evaluation (steps 5 to 25) of the run that takes all its steps.
+    let evals: Vec<(u64, f64)> = metric_rows(&tmp.path().join(run_dir(&out)))
+        .iter()
+        .filter_map(|v| Some((v["step"].as_u64()?, v.get("train_acc")?.as_f64()?)))
+        .filter(|(step, _)| *step < 30)
+        .collect();
+    assert_eq!(evals.len(), 5, "{evals:?}");
+    // The best of them is a target the same seeded run reaches first at `fit`, before its last step.
+    let target = evals.iter().map(|(_, a)| *a).fold(f64::MIN, f64::max);
+    let fit = evals.iter().find(|(_, a)| *a >= target).map(|(s, _)| *s).expect("reached");
+
+    let runs = tmp.path().join("fit");
+    let runs = runs.to_str().expect("utf-8");
+    let target_set = format!("schedule.stop_at_train_acc={target}");
+    let out = burnish(&[&base[..], &["--runs-dir", runs, "--set", &target_set]].concat(), tmp.path());
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("reached schedule.stop_at_train_acc"), "{}", text(&out));
+    let dir = tmp.path().join(run_dir(&out));
+    let s = summary(&dir);
+    assert_eq!(s["steps"], fit, "ends at step {fit}, the first evaluation at {target}: {s}");
+    assert_eq!((s["interrupted"].as_bool(), s["fitted"].as_bool()), (Some(false), Some(true)), "{s}");
+    assert!(s["train_acc"].as_f64().expect("train_acc") >= target, "{s}");
+    let steps = metric_rows(&dir).iter().filter(|v| v.get("loss").is_some()).count() as u64;
+    assert_eq!(steps, fit, "no step after the fit");
+    assert!(latest_checkpoint(&dir).ends_with(format!("step-{fit:09}.ckpt")), "the final checkpoint is the fit's");
+
+    // Without evaluations there is nothing to check the target against: the recipe says so.
+    let out = burnish(&["check", "r.toml", "--set", &target_set, "--set", "eval.every=0"], tmp.path());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("schedule.stop_at_train_acc") && text(&out).contains("eval.every"), "{}", text(&out));
+}

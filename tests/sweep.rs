@@ -104,6 +104,7 @@ fn a_sweep_records_every_run_and_a_killed_one_continues() {
             "train_loss",
             "gap_acc",
             "gap_loss",
+            "steps",
             "wall_s",
             "s_rho",
             "lambda_max",
@@ -121,6 +122,7 @@ fn a_sweep_records_every_run_and_a_killed_one_continues() {
         assert!((num("gap_acc") - (num("train_acc") - num("test_acc_ema"))).abs() < 1e-9, "{row:?}");
         assert!(num("s_rho") > 0.0 && num("lambda_max").is_finite() && num("sam_sharpness") >= 0.0, "{row:?}");
         assert!(num("wall_s") > 0.0);
+        assert_eq!(num("steps"), 12.0, "every run took all of schedule.steps: {row:?}");
         // Each run is the recipe with its overrides: its resolved recipe says so.
         let home = full_dir.join(&row[col("run")]);
         let run = burnish::sweep::run_folder(&home).expect("list").expect("a run folder");

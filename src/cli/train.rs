@@ -61,6 +61,9 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
     match s.outcome {
         Some(Outcome::Finished) | None => {
             outln!("steps={} wall_s={:.1}", s.steps, s.wall_s).ok();
+            if s.fitted {
+                outln!("training accuracy {:.4} reached schedule.stop_at_train_acc; the run is done", s.train_acc).ok();
+            }
             outln!("test_acc_ema={:.4} test_acc={:.4}", s.test_acc_ema, s.test_acc).ok();
             Ok(ExitCode::SUCCESS)
         }

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::check::{above, count_at_least, in_open, Check, Problem};
+use crate::check::{above, count_at_least, in_open, in_open_closed, Check, Problem};
 
 /// How long training runs and how the learning rate changes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -22,6 +22,11 @@ pub struct ScheduleSection {
     /// multistep: the factor applied at each milestone (> 0).
     #[serde(default = "default::gamma")]
     pub gamma: f64,
+    /// Ends the run early, as finished, at the first evaluation whose training accuracy (on `eval.train_images`
+    /// labelled images) reaches this share, in (0, 1]: "trained until it fits" (docs/study.md). `steps` stays the
+    /// cap and the learning-rate schedule's length. Absent (the default): every run takes all `steps`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_at_train_acc: Option<f64>,
 }
 
 /// The learning-rate schedules in docs/data-flow.md.
@@ -67,6 +72,9 @@ impl ScheduleSection {
                     format!("milestones must increase, got {} after {}", m, self.milestones[i - 1]),
                 ));
             }
+        }
+        if let Some(target) = self.stop_at_train_acc {
+            in_open_closed("schedule.stop_at_train_acc", target, 0.0, 1.0)?;
         }
         above("schedule.gamma", self.gamma, 0.0)
     }

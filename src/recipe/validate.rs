@@ -49,6 +49,13 @@ pub(crate) fn recipe(r: &Recipe) -> Check {
     r.schedule.validate()?;
     r.ema.validate()?;
     r.eval.validate()?;
+    // The target is checked against the training accuracy that evaluations measure, so some must run.
+    if r.schedule.stop_at_train_acc.is_some() && r.eval.every == 0 {
+        return Err(Problem::new(
+            "schedule.stop_at_train_acc",
+            "needs eval.every > 0: training accuracy is checked at each evaluation, and eval.every is 0",
+        ));
+    }
     r.checkpoint.validate()?;
     r.train.validate()?;
     // Last, once every value it multiplies has passed its own range check.

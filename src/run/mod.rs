@@ -42,7 +42,7 @@ pub struct RunOptions {
 /// How an invocation of the loop ended (divergence is an error: [`Diverged`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// Every step of the schedule is done.
+    /// Every step of the schedule is done, or the run reached `schedule.stop_at_train_acc`.
     Finished,
     /// `--stop-after` was reached.
     Paused,
@@ -59,6 +59,10 @@ pub struct Summary {
     pub steps: u64,
     /// Whether the run stopped before its last step (signal, `--stop-after` or divergence).
     pub interrupted: bool,
+    /// Whether the run finished before `schedule.steps` because its training accuracy reached
+    /// `schedule.stop_at_train_acc`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub fitted: bool,
     /// The signal that stopped the run, if one did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signal: Option<&'static str>,
@@ -146,7 +150,7 @@ pub fn train<B: TrainBackend>(recipe: &Recipe, options: &RunOptions, device: B::
         run.probe_and_measure_on_schedule()?;
         run.show(&step);
         run.checkpoint_on_schedule()?;
-        if signal::received().is_some() {
+        if signal::received().is_some() || run.fitted() {
             break;
         }
     }
@@ -164,6 +168,7 @@ impl Summary {
             name: recipe.name.clone(),
             steps: 0,
             interrupted: false,
+            fitted: false,
             signal: None,
             diverged: None,
             skipped_steps,

@@ -40,6 +40,8 @@ pub(super) struct Session<'a, B: TrainBackend> {
     in_a_row: u64,
     /// The latest Ŝ_ρ of the fixed batch, shown while the objective reports none of its own.
     measured: Option<f64>,
+    /// Whether an evaluation found the training accuracy at `schedule.stop_at_train_acc`: the run is done.
+    fitted: bool,
     started: Instant,
 }
 
@@ -83,6 +85,7 @@ impl<'a, B: TrainBackend> Session<'a, B> {
             summary,
             in_a_row: 0,
             measured: None,
+            fitted: false,
             started,
         })
     }
@@ -110,7 +113,15 @@ impl<'a, B: TrainBackend> Session<'a, B> {
     pub(super) fn test_on_schedule(&mut self) -> Result<Option<Evaluated>> {
         let test = self.evaluator.scheduled_test(&self.trainer)?;
         self.summary.record_test(test);
+        if let (Some(t), Some(target)) = (test, self.recipe.schedule.stop_at_train_acc) {
+            self.fitted |= t.train_acc >= target;
+        }
         Ok(test)
+    }
+
+    /// Whether the run has reached `schedule.stop_at_train_acc` and ends here, as finished.
+    pub(super) fn fitted(&self) -> bool {
+        self.fitted
     }
 
     /// Appends the step's row (with its test accuracy, if any) to the metrics files.
@@ -179,7 +190,7 @@ impl<'a, B: TrainBackend> Session<'a, B> {
         self.progress.finish();
         let outcome = match signal::received() {
             Some(s) => Outcome::Interrupted(s),
-            None if self.done() < self.recipe.schedule.steps => Outcome::Paused,
+            None if self.done() < self.recipe.schedule.steps && !self.fitted => Outcome::Paused,
             None => Outcome::Finished,
         };
         if outcome == Outcome::Finished {
@@ -190,6 +201,7 @@ impl<'a, B: TrainBackend> Session<'a, B> {
                 self.log_probe(r)?;
             }
         }
+        self.summary.fitted = self.fitted && outcome == Outcome::Finished;
         self.summary.finish(self.done(), outcome, self.started);
         self.folder.write_summary(&self.summary)?;
         Ok(self.summary)
