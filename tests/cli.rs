@@ -166,8 +166,11 @@ fn a_run_ends_at_the_first_evaluation_that_fits_its_training_images() {
     assert_eq!(s["steps"], fit, "ends at step {fit}, the first evaluation at {target}: {s}");
     assert_eq!((s["interrupted"].as_bool(), s["fitted"].as_bool()), (Some(false), Some(true)), "{s}");
     assert!(s["train_acc"].as_f64().expect("train_acc") >= target, "{s}");
-    let steps = metric_rows(&dir).iter().filter(|v| v.get("loss").is_some()).count() as u64;
+    let rows = metric_rows(&dir);
+    let steps = rows.iter().filter(|v| v.get("loss").is_some()).count() as u64;
     assert_eq!(steps, fit, "no step after the fit");
+    let evals_at_fit = rows.iter().filter(|v| v["step"] == fit && v.get("test_acc_ema").is_some()).count();
+    assert_eq!(evals_at_fit, 1, "the evaluation that found the fit is the final one, logged once");
     assert!(latest_checkpoint(&dir).ends_with(format!("step-{fit:09}.ckpt")), "the final checkpoint is the fit's");
 
     // Without evaluations there is nothing to check the target against: the recipe says so.

@@ -194,9 +194,13 @@ impl<'a, B: TrainBackend> Session<'a, B> {
             None => Outcome::Finished,
         };
         if outcome == Outcome::Finished {
-            let test = self.evaluator.test_accuracy(&self.trainer)?;
-            self.log.extra(self.done(), &test.columns())?;
-            self.summary.record_test(Some(test));
+            // A fitted run ends right after the evaluation that found it fit, of these same weights: that one is
+            // already logged and in the summary.
+            if !self.fitted {
+                let test = self.evaluator.test_accuracy(&self.trainer)?;
+                self.log.extra(self.done(), &test.columns())?;
+                self.summary.record_test(Some(test));
+            }
             if let Some(r) = self.evaluator.final_probe(&self.trainer)? {
                 self.log_probe(r)?;
             }
