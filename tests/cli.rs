@@ -108,6 +108,14 @@ fn an_interrupted_run_resumes_to_the_same_result() {
     assert_eq!(a["test_acc_ema"], b["test_acc_ema"], "EMA accuracy after resume");
     let lines = |d: &Path| std::fs::read_to_string(d.join("metrics.csv")).expect("csv").lines().count();
     assert_eq!(lines(&tmp.path().join(&dir)), 21, "no duplicated rows after resume");
+    // Resuming the finished run trains, evaluates and logs nothing again.
+    let jsonl = |d: &Path| std::fs::read_to_string(d.join("metrics.jsonl")).expect("jsonl");
+    let before = jsonl(&tmp.path().join(&dir));
+    let again = burnish(&["train", "r.toml", "--quiet", "--resume", dir.to_str().expect("utf-8")], tmp.path());
+    assert!(again.status.success(), "{}", text(&again));
+    assert_eq!(jsonl(&tmp.path().join(&dir)), before, "a finished run resumed logs nothing more");
+    let c = summary(&tmp.path().join(&dir));
+    assert_eq!((&c["steps"], &c["test_acc"], &c["test_acc_ema"]), (&b["steps"], &b["test_acc"], &b["test_acc_ema"]));
     // Resuming with a different recipe is refused.
     let other = burnish(&["train", "r.toml", "--set", "seed=6", "--resume", dir.to_str().expect("utf-8")], tmp.path());
     assert!(!other.status.success());
@@ -172,6 +180,17 @@ fn a_run_ends_at_the_first_evaluation_that_fits_its_training_images() {
     let evals_at_fit = rows.iter().filter(|v| v["step"] == fit && v.get("test_acc_ema").is_some()).count();
     assert_eq!(evals_at_fit, 1, "the evaluation that found the fit is the final one, logged once");
     assert!(latest_checkpoint(&dir).ends_with(format!("step-{fit:09}.ckpt")), "the final checkpoint is the fit's");
+
+    // Resumed, the fitted run stays ended: no step, no evaluation, the same summary.
+    let before = std::fs::read_to_string(dir.join("metrics.jsonl")).expect("jsonl");
+    let resume = [&base[..], &["--set", &target_set, "--resume", dir.to_str().expect("utf-8")]].concat();
+    let again = burnish(&resume, tmp.path());
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(text(&again).contains("reached schedule.stop_at_train_acc"), "{}", text(&again));
+    assert_eq!(std::fs::read_to_string(dir.join("metrics.jsonl")).expect("jsonl"), before, "no row after the fit");
+    let r = summary(&dir);
+    assert_eq!((&r["steps"], &r["fitted"], &r["train_acc"]), (&s["steps"], &s["fitted"], &s["train_acc"]), "{r}");
+    assert_eq!(r["test_acc_ema"], s["test_acc_ema"], "{r}");
 
     // Without evaluations there is nothing to check the target against: the recipe says so.
     let out = burnish(&["check", "r.toml", "--set", &target_set, "--set", "eval.every=0"], tmp.path());

@@ -26,6 +26,9 @@ pub struct MetricsLog {
     tensorboard: EventWriter,
     columns: Option<Vec<String>>,
     skipped_steps: u64,
+    /// The kept `metrics.jsonl` rows of step `start`, newest first, where a resumed run that had already ended finds
+    /// its final evaluation and probe.
+    at_start: Vec<serde_json::Value>,
 }
 
 /// What a step row holds besides the step's own metrics.
@@ -59,6 +62,13 @@ impl MetricsLog {
             .rev()
             .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?["skipped_steps"].as_u64())
             .unwrap_or(0);
+        // Newest first, read from the end only: a long run's log is not parsed whole again.
+        let at_start = kept_json
+            .iter()
+            .rev()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .take_while(|v| v["step"].as_u64() == Some(start))
+            .collect();
         let csv_lines = read_lines(&csv_path)?;
         let columns = csv_lines.first().map(|h| h.split(',').map(str::to_string).collect::<Vec<_>>());
         let width = columns.as_ref().map_or(0, Vec::len);
@@ -81,12 +91,32 @@ impl MetricsLog {
         };
         let (jsonl, csv) = (rewrite(&jsonl_path, &kept_json)?, rewrite(&csv_path, &kept_csv)?);
         let tensorboard = EventWriter::for_session(dir, start, recipe)?;
-        Ok(Self { jsonl, csv, tensorboard, columns, skipped_steps })
+        Ok(Self { jsonl, csv, tensorboard, columns, skipped_steps, at_start })
     }
 
     /// Steps dropped for non-finite values before this invocation (from the rows kept at opening).
     pub fn skipped_steps(&self) -> u64 {
         self.skipped_steps
+    }
+
+    /// The last evaluation logged at the step the log was opened at (`null`, a NaN, read back as NaN).
+    pub fn evaluation_at_start(&self) -> Option<Evaluated> {
+        self.at_start.iter().find_map(|v| {
+            let c = EVAL_COLUMNS.map(|k| v.get(k).map(|x| x.as_f64().unwrap_or(f64::NAN)));
+            Some(Evaluated {
+                test_acc: c[0]?,
+                test_acc_ema: c[1]?,
+                test_loss: c[2]?,
+                train_acc: c[3]?,
+                train_loss: c[4]?,
+            })
+        })
+    }
+
+    /// The last linear-probe and kNN accuracy logged at the step the log was opened at.
+    pub fn probe_at_start(&self) -> Option<(f64, f64)> {
+        let value = |v: &serde_json::Value, k: &str| v.get(k).map(|x| x.as_f64().unwrap_or(f64::NAN));
+        self.at_start.iter().find_map(|v| Some((value(v, "probe_acc")?, value(v, "knn_acc")?)))
     }
 
     /// Appends a step's row to both files.

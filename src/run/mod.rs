@@ -22,7 +22,6 @@ pub use signal::Signal;
 
 use crate::backend::TrainBackend;
 use crate::plan;
-use crate::probe::ProbeResult;
 use crate::recipe::Recipe;
 use session::Session;
 
@@ -142,7 +141,7 @@ pub fn train<B: TrainBackend>(recipe: &Recipe, options: &RunOptions, device: B::
     let mut run = Session::<B>::start(recipe, &resolved, options, folder, &data, device, started)?;
     let total = recipe.schedule.steps;
     let stop_at = options.stop_after.map_or(total, |s| s.min(total));
-    while run.done() < stop_at {
+    while run.done() < stop_at && !run.ended() {
         let step = run.take_step()?;
         let test = run.test_on_schedule()?;
         run.log_step(&step, test)?;
@@ -150,7 +149,7 @@ pub fn train<B: TrainBackend>(recipe: &Recipe, options: &RunOptions, device: B::
         run.probe_and_measure_on_schedule()?;
         run.show(&step);
         run.checkpoint_on_schedule()?;
-        if signal::received().is_some() || run.fitted() {
+        if signal::received().is_some() || run.ended() {
             break;
         }
     }
@@ -195,8 +194,8 @@ impl Summary {
         }
     }
 
-    fn record_probe(&mut self, r: ProbeResult) {
-        (self.probe_acc, self.knn_acc) = (Some(r.linear_acc), Some(r.knn_acc));
+    fn record_probe(&mut self, linear_acc: f64, knn_acc: f64) {
+        (self.probe_acc, self.knn_acc) = (Some(linear_acc), Some(knn_acc));
     }
 
     fn finish(&mut self, steps: u64, outcome: Outcome, started: Instant) {

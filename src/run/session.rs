@@ -42,6 +42,9 @@ pub(super) struct Session<'a, B: TrainBackend> {
     measured: Option<f64>,
     /// Whether an evaluation found the training accuracy at `schedule.stop_at_train_acc`: the run is done.
     fitted: bool,
+    /// Whether `--resume` found the run already ended (every step done, or fitted) with its final evaluation logged:
+    /// then nothing is trained, evaluated or written again but the summary.
+    ended_before: bool,
     started: Instant,
 }
 
@@ -72,7 +75,20 @@ impl<'a, B: TrainBackend> Session<'a, B> {
             data.streams.clone(),
             &plan::pipeline_config(recipe, start),
         )?;
-        let summary = Summary::new(recipe, &folder, log.skipped_steps());
+        let mut summary = Summary::new(recipe, &folder, log.skipped_steps());
+        let (fitted, ended_before) = match log.evaluation_at_start().filter(|_| options.resume.is_some()) {
+            Some(t) => {
+                let fitted = recipe.schedule.stop_at_train_acc.is_some_and(|target| t.train_acc >= target);
+                (fitted, fitted || start >= recipe.schedule.steps)
+            }
+            None => (false, false),
+        };
+        if ended_before {
+            summary.record_test(log.evaluation_at_start());
+            if let Some((linear, knn)) = log.probe_at_start() {
+                summary.record_probe(linear, knn);
+            }
+        }
         Ok(Self {
             recipe,
             resolved,
@@ -85,7 +101,8 @@ impl<'a, B: TrainBackend> Session<'a, B> {
             summary,
             in_a_row: 0,
             measured: None,
-            fitted: false,
+            fitted,
+            ended_before,
             started,
         })
     }
@@ -119,9 +136,10 @@ impl<'a, B: TrainBackend> Session<'a, B> {
         Ok(test)
     }
 
-    /// Whether the run has reached `schedule.stop_at_train_acc` and ends here, as finished.
-    pub(super) fn fitted(&self) -> bool {
-        self.fitted
+    /// Whether the run takes no further step: it reached `schedule.stop_at_train_acc`, or `--resume` found it
+    /// already ended.
+    pub(super) fn ended(&self) -> bool {
+        self.fitted || self.ended_before
     }
 
     /// Appends the step's row (with its test accuracy, if any) to the metrics files.
@@ -186,14 +204,16 @@ impl<'a, B: TrainBackend> Session<'a, B> {
     /// Writes the final checkpoint and, when the schedule is done, the final test accuracy and probe; then
     /// `summary.json`.
     pub(super) fn finish(mut self) -> Result<Summary> {
-        self.save()?;
+        if !self.ended_before {
+            self.save()?;
+        }
         self.progress.finish();
         let outcome = match signal::received() {
             Some(s) => Outcome::Interrupted(s),
             None if self.done() < self.recipe.schedule.steps && !self.fitted => Outcome::Paused,
             None => Outcome::Finished,
         };
-        if outcome == Outcome::Finished {
+        if outcome == Outcome::Finished && !self.ended_before {
             // A fitted run ends right after the evaluation that found it fit, of these same weights: that one is
             // already logged and in the summary.
             if !self.fitted {
@@ -213,7 +233,7 @@ impl<'a, B: TrainBackend> Session<'a, B> {
 
     fn log_probe(&mut self, r: ProbeResult) -> Result<()> {
         self.log.extra(self.done(), &[("probe_acc", r.linear_acc), ("knn_acc", r.knn_acc)])?;
-        self.summary.record_probe(r);
+        self.summary.record_probe(r.linear_acc, r.knn_acc);
         Ok(())
     }
 
