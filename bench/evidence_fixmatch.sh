@@ -12,7 +12,8 @@
 #   OUT=runs/evidence-fixmatch-v2 bash bench/evidence_fixmatch.sh
 # The first 8 rows of bench/evidence_fashion_mnist_v2_results.tsv come from a build of 44299fb, the later ones from a
 # build of c7208d9, and those from 2026-12-01 on from a build of 6f7195b (the fixmatch-iam-subbatch rows, whose key is
-# newer, from a build of 305a917); tests/fingerprint.rs shows that they all train bit-identically. Keep the build a
+# newer, from a build of 305a917, the fixmatch-ggcr rows from a build of 2111ece); tests/fingerprint.rs shows that they
+# all train bit-identically. Keep the build a
 # run started with until it ends (copy it aside, e.g. BURNISH=/work/evidence-bin/burnish): a later build may write a
 # different resolved recipe, which resuming refuses. The GGCR rows need a build that has the stage, in their own invocation:
 #   RECIPES=fixmatch-ggcr BURNISH=target/release/burnish OUT=runs/evidence-fixmatch-v2 bash bench/evidence_fixmatch.sh
