@@ -99,10 +99,10 @@ impl MetricsLog {
         self.skipped_steps
     }
 
-    /// The last evaluation logged at the step the log was opened at (`null`, a NaN, read back as NaN).
+    /// The last evaluation logged at the step the log was opened at.
     pub fn evaluation_at_start(&self) -> Option<Evaluated> {
         self.at_start.iter().find_map(|v| {
-            let c = EVAL_COLUMNS.map(|k| v.get(k).map(|x| x.as_f64().unwrap_or(f64::NAN)));
+            let c = EVAL_COLUMNS.map(|k| logged_f64(v, k));
             Some(Evaluated {
                 test_acc: c[0]?,
                 test_acc_ema: c[1]?,
@@ -115,8 +115,7 @@ impl MetricsLog {
 
     /// The last linear-probe and kNN accuracy logged at the step the log was opened at.
     pub fn probe_at_start(&self) -> Option<(f64, f64)> {
-        let value = |v: &serde_json::Value, k: &str| v.get(k).map(|x| x.as_f64().unwrap_or(f64::NAN));
-        self.at_start.iter().find_map(|v| Some((value(v, "probe_acc")?, value(v, "knn_acc")?)))
+        self.at_start.iter().find_map(|v| Some((logged_f64(v, "probe_acc")?, logged_f64(v, "knn_acc")?)))
     }
 
     /// Appends a step's row to both files.
@@ -175,6 +174,11 @@ impl MetricsLog {
 /// A JSON number, or `null` for NaN and infinities (which JSON cannot hold).
 fn json_f64(v: f64) -> serde_json::Value {
     serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, serde_json::Value::Number)
+}
+
+/// The number a row holds under `key`, with the `null` that [`json_f64`] writes for NaN read back as NaN.
+fn logged_f64(row: &serde_json::Value, key: &str) -> Option<f64> {
+    row.get(key).map(|x| x.as_f64().unwrap_or(f64::NAN))
 }
 
 fn read_lines(path: &Path) -> Result<Vec<String>> {

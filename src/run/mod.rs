@@ -149,7 +149,7 @@ pub fn train<B: TrainBackend>(recipe: &Recipe, options: &RunOptions, device: B::
         run.probe_and_measure_on_schedule()?;
         run.show(&step);
         run.checkpoint_on_schedule()?;
-        if signal::received().is_some() || run.ended() {
+        if signal::received().is_some() {
             break;
         }
     }

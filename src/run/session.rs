@@ -76,15 +76,11 @@ impl<'a, B: TrainBackend> Session<'a, B> {
             &plan::pipeline_config(recipe, start),
         )?;
         let mut summary = Summary::new(recipe, &folder, log.skipped_steps());
-        let (fitted, ended_before) = match log.evaluation_at_start().filter(|_| options.resume.is_some()) {
-            Some(t) => {
-                let fitted = recipe.schedule.stop_at_train_acc.is_some_and(|target| t.train_acc >= target);
-                (fitted, fitted || start >= recipe.schedule.steps)
-            }
-            None => (false, false),
-        };
+        let logged = log.evaluation_at_start().filter(|_| options.resume.is_some());
+        let fitted = logged.is_some_and(|t| fits(recipe, &t));
+        let ended_before = logged.is_some() && (fitted || start >= recipe.schedule.steps);
         if ended_before {
-            summary.record_test(log.evaluation_at_start());
+            summary.record_test(logged);
             if let Some((linear, knn)) = log.probe_at_start() {
                 summary.record_probe(linear, knn);
             }
@@ -130,9 +126,7 @@ impl<'a, B: TrainBackend> Session<'a, B> {
     pub(super) fn test_on_schedule(&mut self) -> Result<Option<Evaluated>> {
         let test = self.evaluator.scheduled_test(&self.trainer)?;
         self.summary.record_test(test);
-        if let (Some(t), Some(target)) = (test, self.recipe.schedule.stop_at_train_acc) {
-            self.fitted |= t.train_acc >= target;
-        }
+        self.fitted |= test.is_some_and(|t| fits(self.recipe, &t));
         Ok(test)
     }
 
@@ -241,6 +235,11 @@ impl<'a, B: TrainBackend> Session<'a, B> {
         self.trainer.save(&self.folder.checkpoint_path(self.done()), self.resolved)?;
         self.folder.prune(self.recipe.checkpoint.keep)
     }
+}
+
+/// Whether an evaluation reached the recipe's `schedule.stop_at_train_acc`.
+fn fits(recipe: &Recipe, t: &Evaluated) -> bool {
+    recipe.schedule.stop_at_train_acc.is_some_and(|target| t.train_acc >= target)
 }
 
 /// A trainer for `recipe` at step 0, with the recipe's seeded initial weights.
