@@ -6,7 +6,7 @@
 # Usage: bash bench/compare_pytorch.sh
 #   (ROUNDS=3 STEPS=5 THREADS=2 PYTHON=python3 BURNISH=target/release/burnish KINDS="plain sam iam-d fixmatch
 #    fixmatch-iam-d" MODELS="cnn-small wrn-28-2" PEAK_GFLOPS=<from the CPU's vector width, cores and clock>)
-# PYTHON needs torch (the README's figures: PyTorch 2.15 in a venv).
+# PYTHON needs torch (docs/benchmarks.md's figures: PyTorch 2.15 in a venv).
 set -euo pipefail
 b=${BURNISH:-target/release/burnish}
 py=${PYTHON:-python3}

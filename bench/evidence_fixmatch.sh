@@ -7,7 +7,8 @@
 #   (STEPS=<recipe's> DECAY=<recipe's> JOBS=2 THREADS=1 OUT=runs/evidence-fixmatch-<STEPS or full>
 #    FIXMATCH_SEEDS=5 SEEDS=3 FIRST_SEED=0 BURNISH=target/release/burnish; THREADS is the rayon threads of each run;
 #    FIRST_SEED skips the seeds below it, so that two invocations can share OUT without running the same seed)
-# The README's Fashion-MNIST table (the recipes' full length), continuing from the rows committed so far:
+# docs/evidence.md's Fashion-MNIST table with the corrected IAM (the recipes' full length), continuing from the rows
+# committed so far:
 #   mkdir -p runs/evidence-fixmatch-v2 && cp -n bench/evidence_fashion_mnist_v2_results.tsv runs/evidence-fixmatch-v2/results.tsv
 #   OUT=runs/evidence-fixmatch-v2 bash bench/evidence_fixmatch.sh
 # The first 8 rows of bench/evidence_fashion_mnist_v2_results.tsv come from a build of 44299fb, the later ones from a
@@ -17,7 +18,7 @@
 # run started with until it ends (copy it aside, e.g. BURNISH=/work/evidence-bin/burnish): a later build may write a
 # different resolved recipe, which resuming refuses. The GGCR rows need a build that has the stage, in their own invocation:
 #   RECIPES=fixmatch-ggcr BURNISH=target/release/burnish OUT=runs/evidence-fixmatch-v2 bash bench/evidence_fixmatch.sh
-# The synthetic quick-start comparison (README "Quick start, measured"):
+# The synthetic quick-start comparison (docs/evidence.md, "FixMatch and IAM-D on the synthetic data"):
 #   RECIPE_DIR=recipes RECIPES="quickstart-supervised quickstart-fixmatch quickstart" STEPS=400 bash bench/evidence_fixmatch.sh
 #
 # JOBS runs go at once, each on one rayon thread: at these batch sizes a second thread speeds one cnn-small run up by

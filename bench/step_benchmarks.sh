@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Step-time figures for README.md: burnish bench on each shipped benchmark recipe and update rule, then the
+# Step-time figures for docs/benchmarks.md: burnish bench on each shipped benchmark recipe and update rule, then the
 # PyTorch eager reference (bench/torch_step.py) for the plain steps. Run from the repository root:
 #   bash bench/step_benchmarks.sh [--features ndarray] > bench.txt
 # PYTHON points at a Python with torch installed (default: python3). BURNISH names a burnish binary to use instead

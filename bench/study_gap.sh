@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# The generalisation-gap study (README, "Does Ŝ_ρ predict the generalisation gap?"): supervised cnn-small on 500
-# labelled Fashion-MNIST images (recipes/study/gap.toml), a grid over learning rate, batch size, weight decay and
+# The generalisation-gap study (docs/evidence.md, "Does Ŝ_ρ predict the generalisation gap?"): supervised cnn-small
+# on 500 labelled Fashion-MNIST images (recipes/study/gap.toml), a grid over learning rate, batch size, weight decay and
 # augmentation (none or the weak flip-and-shift view), each run trained until it fits (99 % training accuracy) and
 # measured on 256 of its 2,000 held-out images (Ŝ_ρ and SAM sharpness both at ρ = 0.05); then Kendall τ and the
-# granulated τ of Ŝ_ρ, λ_max and SAM sharpness against the gap. Resumable: run it again to continue. The README's
-# figures come from `bench/study_gap/` (the sweep's sweep.csv and its analysis).
+# granulated τ of Ŝ_ρ, λ_max and SAM sharpness against the gap. Resumable: run it again to continue. The figures
+# in docs/evidence.md come from `bench/study_gap/` (the sweep's sweep.csv and its analysis).
 # Usage: bash bench/study_gap.sh   (BURNISH=target/release/burnish OUT=runs/study-gap-fit JOBS=1 THREADS=1)
 set -euo pipefail
 B=${BURNISH:-target/release/burnish}
