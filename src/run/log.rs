@@ -69,27 +69,26 @@ impl MetricsLog {
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
             .take_while(|v| v["step"].as_u64() == Some(start))
             .collect();
-        let csv_lines = read_lines(&csv_path)?;
-        let columns = csv_lines.first().map(|h| h.split(',').map(str::to_string).collect::<Vec<_>>());
+        let mut csv_rows = read_csv(&csv_path)?.into_iter();
+        let columns = csv_rows.next();
         let width = columns.as_ref().map_or(0, Vec::len);
-        let kept_csv: Vec<String> = csv_lines
-            .into_iter()
-            .enumerate()
-            .filter(|(i, l)| {
-                // A row cut short by a kill has fewer fields than the header.
-                let step = l.split(',').next().and_then(|s| s.parse::<u64>().ok());
-                *i == 0 || (l.split(',').count() == width && step.is_some_and(|s| s <= start))
-            })
-            .map(|(_, l)| l)
+        // A row cut short by a kill has fewer fields than the header (and `read_csv` drops an unterminated last line).
+        let kept_csv: Vec<Vec<String>> = columns
+            .iter()
+            .cloned()
+            .chain(csv_rows.filter(|r| {
+                r.len() == width && r.first().and_then(|s| s.parse::<u64>().ok()).is_some_and(|s| s <= start)
+            }))
             .collect();
-        let rewrite = |path: &Path, lines: &[String]| -> Result<File> {
-            let mut f = File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
-            for l in lines {
-                writeln!(f, "{l}")?;
-            }
-            Ok(f)
-        };
-        let (jsonl, csv) = (rewrite(&jsonl_path, &kept_json)?, rewrite(&csv_path, &kept_csv)?);
+        let create = |path: &Path| File::create(path).with_context(|| format!("cannot write {}", path.display()));
+        let mut jsonl = create(&jsonl_path)?;
+        for l in &kept_json {
+            writeln!(jsonl, "{l}")?;
+        }
+        let mut csv = create(&csv_path)?;
+        for r in &kept_csv {
+            csv.write_all(&csv_line(r)?)?;
+        }
         let tensorboard = EventWriter::for_session(dir, start, recipe)?;
         Ok(Self { jsonl, csv, tensorboard, columns, skipped_steps, at_start })
     }
@@ -145,16 +144,20 @@ impl MetricsLog {
                     obj.keys().filter(|k| !EVAL_COLUMNS.contains(&k.as_str()) && *k != "step").cloned().collect();
                 c.insert(0, "step".into());
                 c.extend(EVAL_COLUMNS.iter().map(|s| s.to_string()));
-                self.csv.write_all(format!("{}\n", c.join(",")).as_bytes())?;
+                self.csv.write_all(&csv_line(&c)?)?;
                 self.columns = Some(c.clone());
                 c
             }
         };
         let cells: Vec<String> = columns
             .iter()
-            .map(|c| obj.get(c).map(|v| v.to_string().trim_matches('"').to_string()).unwrap_or_default())
+            .map(|c| match obj.get(c) {
+                Some(serde_json::Value::String(s)) => s.clone(),
+                Some(v) => v.to_string(),
+                None => String::new(),
+            })
             .collect();
-        self.csv.write_all(format!("{}\n", cells.join(",")).as_bytes())?;
+        self.csv.write_all(&csv_line(&cells)?)?;
         Ok(())
     }
 
@@ -181,6 +184,33 @@ fn logged_f64(row: &serde_json::Value, key: &str) -> Option<f64> {
     row.get(key).map(|x| x.as_f64().unwrap_or(f64::NAN))
 }
 
+/// One CSV record with its line end, encoded by the csv crate (which quotes a field holding a comma or quote), so it
+/// can be written with one write call: a kill cuts at most the line being written.
+fn csv_line<S: AsRef<[u8]>>(fields: &[S]) -> Result<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(fields)?;
+    w.into_inner().map_err(|e| anyhow::anyhow!("cannot encode a metrics.csv row: {e}"))
+}
+
+/// The records of a `metrics.csv`, header first; none when the file does not exist. A last line without its line
+/// end was cut short by a kill and is dropped, even where the cut left the right number of fields.
+fn read_csv(path: &Path) -> Result<Vec<Vec<String>>> {
+    let mut bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    bytes.truncate(bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1));
+    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(bytes.as_slice());
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        // A field a kill cut in the middle of its quotes makes the rest unreadable; what came before stays.
+        let Ok(record) = record else { break };
+        rows.push(record.iter().map(str::to_string).collect());
+    }
+    Ok(rows)
+}
+
 fn read_lines(path: &Path) -> Result<Vec<String>> {
     match File::open(path) {
         Ok(f) => BufReader::new(f)
@@ -189,5 +219,26 @@ fn read_lines(path: &Path) -> Result<Vec<String>> {
             .with_context(|| format!("cannot read {}", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_rows_round_trip_with_quoted_fields_and_drop_a_cut_last_line() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("metrics.csv");
+        let header = ["step", "a,b", "say \"hi\""];
+        let row = ["1", "0.5", "null"];
+        let mut bytes = [csv_line(&header).expect("header"), csv_line(&row).expect("row")].concat();
+        assert_eq!(String::from_utf8_lossy(&bytes), "step,\"a,b\",\"say \"\"hi\"\"\"\n1,0.5,null\n");
+        // A kill in the middle of the next row leaves all its fields but a short last one, and no line end.
+        bytes.extend_from_slice(b"2,0.25,nu");
+        std::fs::write(&path, &bytes).expect("write");
+        let rows = read_csv(&path).expect("read");
+        assert_eq!(rows, vec![header.map(String::from).to_vec(), row.map(String::from).to_vec()]);
+        assert!(read_csv(&dir.path().join("absent.csv")).expect("absent is empty").is_empty());
     }
 }
