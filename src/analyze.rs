@@ -9,18 +9,15 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 
+// sweep.rs writes sweep.csv and owns its layout: the override prefix, the summary columns and the status words.
+use crate::sweep::{Status, SET_PREFIX, SUMMARY_COLUMNS};
+
 /// The columns that name a run and say how it ended: neither hyper-parameters nor numbers.
 const ID_COLUMNS: [&str; 3] = ["run", "status", "error"];
-/// The numbers `burnish sweep` copies from each run's summary: candidates for the gap, never default measures.
-pub use crate::sweep::SUMMARY_COLUMNS;
 /// The measures analysed when none are named: those of them the file has.
 pub const DEFAULT_MEASURES: [&str; 3] = ["s_rho", "lambda_max", "sam_sharpness"];
-/// The prefix of the columns that hold a run's grid overrides.
-pub const SET_PREFIX: &str = "set:";
 /// The hyper-parameter `--seeds` varies: part of every group's key, never given a ψ of its own.
-pub const SEED: &str = crate::sweep::SEED_KEY;
-/// The status of a run that finished.
-pub const DONE: &str = "done";
+pub use crate::sweep::SEED_KEY as SEED;
 
 /// One run's row of a sweep.csv.
 #[derive(Debug, Clone)]
@@ -196,7 +193,7 @@ impl Sweep {
         self.runs
             .iter()
             .enumerate()
-            .filter(|(_, r)| r.status == DONE)
+            .filter(|(_, r)| r.status == Status::Done.name())
             .filter_map(|(row, r)| Some(Point { run: r.id.clone(), row, measure: r.values[x]?, gap: r.values[y]? }))
             .collect()
     }
@@ -206,9 +203,9 @@ impl Analysis {
     /// Relates each column of `measures` to column `gap` over the `done` runs of `sweep`.
     pub fn new(sweep: &Sweep, measures: &[String], gap: &str) -> Result<Analysis> {
         let gap_col = sweep.column(gap)?;
-        let done = sweep.runs.iter().filter(|r| r.status == DONE).count();
+        let done = sweep.runs.iter().filter(|r| r.status == Status::Done.name()).count();
         if done == 0 {
-            bail!("{}: no run has status `{DONE}` ({} rows)", sweep.path.display(), sweep.runs.len());
+            bail!("{}: no run has status `{}` ({} rows)", sweep.path.display(), Status::Done.name(), sweep.runs.len());
         }
         let hyper: Vec<usize> = (0..sweep.params.len()).filter(|&k| sweep.params[k] != SEED).collect();
         let stats = measures

@@ -284,7 +284,11 @@ impl Status {
     }
 }
 
-/// The summary columns of `sweep.csv`, after the overrides.
+/// The prefix of the `sweep.csv` columns that hold a run's grid overrides (`set:data.labels_per_class`).
+pub const SET_PREFIX: &str = "set:";
+
+/// The summary columns of `sweep.csv`, after the overrides: the numbers copied from each run's summary, candidates
+/// for the gap in `burnish analyze`, never its default measures.
 pub const SUMMARY_COLUMNS: [&str; 9] =
     ["test_acc", "test_acc_ema", "test_loss", "train_acc", "train_loss", "gap_acc", "gap_loss", "steps", "wall_s"];
 
@@ -310,7 +314,7 @@ pub struct Row {
 pub fn write_table(dir: &Path, axes: &[Axis], measures: &[&str], rows: &[&Row]) -> Result<()> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let mut header: Vec<String> = vec!["run".into(), "status".into(), "error".into()];
-    header.extend(axes.iter().map(|a| format!("{}{}", crate::analyze::SET_PREFIX, a.key)));
+    header.extend(axes.iter().map(|a| format!("{}{}", SET_PREFIX, a.key)));
     header.extend(SUMMARY_COLUMNS.iter().map(|c| c.to_string()));
     header.extend(measures.iter().map(|m| m.to_string()));
     w.write_record(&header)?;
