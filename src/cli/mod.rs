@@ -44,7 +44,7 @@ use crate::recipe::Recipe;
 #[command(name = "burnish", version, about, long_about = None)]
 pub struct Cli {
     /// Threads for tensor math (rayon's pool; default: RAYON_NUM_THREADS, else one per core). To run seeds side
-    /// by side on a small machine, give each run `--threads 1` (README, "Training steps").
+    /// by side on a small machine, give each run `--threads 1` (docs/benchmarks.md, "Training steps").
     #[arg(long, global = true, value_name = "N")]
     pub threads: Option<usize>,
     /// What to do.

@@ -1,5 +1,5 @@
 //! `entropy`: entropy minimisation on an unlabeled view (docs/stages.md), pushing the model towards confident
-//! predictions on the images it has no labels for. Added as the README's example of a stage in one file.
+//! predictions on the images it has no labels for. Added as the worked example of a stage in one file (docs/stages.md).
 
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::backend::Backend;
