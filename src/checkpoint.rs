@@ -3,7 +3,8 @@
 //! moment leaves the previous checkpoint or the new one, never a torn file. The format is in `docs/checkpoints.md`.
 //!
 //! This module is the only place that knows the section names and how each is encoded (weights included), so the
-//! trainer that writes checkpoints and the commands that inspect them cannot drift apart.
+//! trainer that writes checkpoints and the commands that inspect them cannot drift apart. It depends on no trainer:
+//! the trainer builds its [`Checkpoint`] (`Trainer::checkpoint`) and restores from one.
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
@@ -12,9 +13,6 @@ use std::path::{Path, PathBuf};
 use burn::module::Module;
 use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::Backend;
-
-use crate::backend::TrainBackend;
-use crate::train::Trainer;
 
 const MAGIC: &[u8; 16] = b"burnish-ckpt-v1\n";
 
@@ -52,7 +50,7 @@ pub enum CheckpointError {
 }
 
 /// Everything a run needs to continue exactly where it stopped: the step and recipe decoded, the weights and the
-/// optimiser state as their encoded bytes. Build one with [`Checkpoint::of`] and read weights back with
+/// optimiser state as their encoded bytes. The trainer builds one (`Trainer::checkpoint`); read weights back with
 /// [`Checkpoint::load_model`] and [`Checkpoint::load_ema`], which know the encoding.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Checkpoint {
@@ -82,18 +80,6 @@ pub fn load_model_bytes<B: Backend, M: Module<B>>(m: M, bytes: Vec<u8>, device: 
 }
 
 impl Checkpoint {
-    /// The state of `trainer` (step, weights, optimiser state, EMA), with the resolved `recipe` alongside.
-    pub fn of<B: TrainBackend>(trainer: &Trainer<B>, recipe: &str) -> Result<Self, String> {
-        Ok(Self {
-            step: trainer.step(),
-            recipe: recipe.to_string(),
-            model: model_bytes(trainer.model.clone())?,
-            optimizer: trainer.optimizer_state()?,
-            // With an EMA, the evaluation model is the average.
-            ema: trainer.has_ema().then(|| model_bytes(trainer.eval_model())).transpose()?,
-        })
-    }
-
     /// Whether the checkpoint holds EMA weights.
     pub fn has_ema(&self) -> bool {
         self.ema.is_some()
