@@ -23,11 +23,6 @@ const MODEL: &str = "model";
 const OPTIMIZER: &str = "optimizer";
 const EMA: &str = "ema";
 
-/// A test hook (`tests/crash.rs`): `fail:N` makes the N-th checkpoint write of the process fail half-way with "no
-/// space left on device" (where a size-limited file system cannot be mounted); `stall:N` makes it stop half-way
-/// and wait, so a test can kill the process in the middle of a write.
-const FAULT_ENV: &str = "BURNISH_TEST_CHECKPOINT_FAULT";
-
 /// Why a checkpoint could not be written or read.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
@@ -190,7 +185,8 @@ fn decode(bytes: &[u8]) -> Result<Vec<(String, Vec<u8>)>, &'static str> {
     Ok(sections)
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same folder, then renames it into place.
+/// Writes `bytes` to `path` through a temporary file in the same folder (`.<name>.tmp-<pid>`, which
+/// [`is_temporary`] recognises), then renames it into place.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
     let io = |error| CheckpointError::Io { path: path.to_path_buf(), error };
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
@@ -199,16 +195,6 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let written = (|| {
         let mut f = File::create(&tmp)?;
-        if let Some(fault) = injected_fault() {
-            f.write_all(&bytes[..bytes.len() / 2])?;
-            f.sync_all()?;
-            match fault {
-                Fault::Fail => return Err(std::io::Error::from_raw_os_error(28)),
-                Fault::Stall => loop {
-                    std::thread::sleep(std::time::Duration::from_secs(1));
-                },
-            }
-        }
         f.write_all(bytes)?;
         f.sync_all()?;
         fs::rename(&tmp, path)
@@ -223,27 +209,6 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
         let _ = d.sync_all();
     }
     Ok(())
-}
-
-/// What the test hook does to a write.
-enum Fault {
-    Fail,
-    Stall,
-}
-
-/// The fault [`FAULT_ENV`] asks for on this write, if this is the write it names.
-fn injected_fault() -> Option<Fault> {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static WRITES: AtomicU64 = AtomicU64::new(0);
-    let spec = std::env::var(FAULT_ENV).ok()?;
-    let (kind, n) = spec.split_once(':')?;
-    let fault = match kind {
-        "fail" => Fault::Fail,
-        "stall" => Fault::Stall,
-        _ => return None,
-    };
-    let n: u64 = n.parse().ok()?;
-    (WRITES.fetch_add(1, Ordering::Relaxed) + 1 == n).then_some(fault)
 }
 
 #[cfg(test)]
