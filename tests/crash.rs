@@ -4,11 +4,19 @@
 //!   logged once in `metrics.jsonl` and `metrics.csv`;
 //! - a full disk during a checkpoint exits non-zero, leaves no partial file and keeps the previous checkpoint
 //!   loadable;
+//!
+//! The faults need no hook in the binary. A checkpoint is written to `.step-NNNNNNNNN.ckpt.tmp-<pid>` in the run's
+//! `checkpoints/` folder (docs/checkpoints.md), opened with `File::create`, which follows a symbolic link and opens
+//! a FIFO: knowing the child's pid, a test puts a link to `/dev/full` there (the write fails with "no space left on
+//! device") or a FIFO it reads only the start of (the child blocks in the middle of the write, to be killed there).
 //! - SIGINT and SIGTERM write a checkpoint and exit 130 and 143; a second signal exits at once;
 //! - a diverging run exits 4 naming the step and the stage, and leaves only finite checkpoints.
 
+use std::fs::File;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
@@ -27,16 +35,87 @@ fn setup() -> tempfile::TempDir {
 }
 
 /// Starts `burnish train r.toml` in `cwd` with run folders under `runs`, resuming `resume` if given.
-fn spawn(cwd: &Path, runs: &Path, resume: Option<&Path>, env: &[(&str, &str)]) -> Child {
+fn spawn(cwd: &Path, runs: &Path, resume: Option<&Path>) -> Child {
     let mut c = Command::new(env!("CARGO_BIN_EXE_burnish"));
     c.args(["train", "r.toml", "--quiet", "--runs-dir"]).arg(runs).current_dir(cwd);
     if let Some(dir) = resume {
         c.arg("--resume").arg(dir);
     }
-    for (k, v) in env {
-        c.env(k, v);
-    }
     c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("the binary starts")
+}
+
+/// Where the process `pid` writes the checkpoint after `step` steps before renaming it into place.
+fn temporary_path(checkpoints: &Path, step: u64, pid: u32) -> PathBuf {
+    checkpoints.join(format!(".step-{step:09}.ckpt.tmp-{pid}"))
+}
+
+/// The steps whose checkpoints a run of the tiny recipe (20 steps, one checkpoint every 5) may write next, after
+/// `done` steps (the last step's again if it is already written: its final evaluation may still be missing).
+fn checkpoint_steps_after(done: u64) -> Vec<u64> {
+    let steps: Vec<u64> = (done / 5 + 1..=4).map(|k| 5 * k).collect();
+    if steps.is_empty() {
+        vec![20]
+    } else {
+        steps
+    }
+}
+
+/// The step of the newest checkpoint under `runs` (0 when there is none).
+fn checkpointed(runs: &Path) -> u64 {
+    let Some(dir) = the_run(runs) else { return 0 };
+    let ckpts = burnish::run::checkpoints_in(&dir.join("checkpoints")).unwrap_or_default();
+    let name = ckpts.last().and_then(|c| c.file_name()).map(|n| n.to_string_lossy().to_string());
+    name.map_or(0, |n| n["step-".len()..n.len() - ".ckpt".len()].parse().expect("a step"))
+}
+
+/// A checkpoint write of another process caught in the middle: the read end of the FIFO it writes into (the
+/// write blocks until the process dies, since nobody reads on), and the bytes read so far.
+struct Stalled {
+    _fifo: File,
+    head: Vec<u8>,
+}
+
+/// Makes the next checkpoint write of `child`, training under `runs` with `done` steps checkpointed, stall
+/// half-way: a FIFO (made in `cwd`) is linked at every temporary name it may write to, and read only up to its
+/// first 4 KiB. The links are made again while the child's start removes them as leftovers of a crash. `None` if
+/// the child exits first (it had nothing left to write) or no write began within `limit`.
+fn stall_next_checkpoint(cwd: &Path, runs: &Path, done: u64, child: &mut Child, limit: Duration) -> Option<Stalled> {
+    let pid = child.id();
+    let fifo = cwd.join(format!("fifo-{pid}"));
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo runs");
+    assert!(made.success(), "mkfifo {}", fifo.display());
+    let (tx, rx) = mpsc::channel();
+    let reader = fifo.clone();
+    // Opening a FIFO for reading waits for a writer: the child's `File::create` of the temporary file.
+    std::thread::spawn(move || {
+        let Ok(mut f) = File::open(&reader) else { return };
+        let mut head = vec![0; 4096];
+        if f.read_exact(&mut head).is_ok() {
+            let _ = tx.send(Stalled { _fifo: f, head });
+        }
+    });
+    let stalled = wait_for(limit, || {
+        if let Some(dir) = the_run(runs) {
+            for step in checkpoint_steps_after(done) {
+                let link = temporary_path(&dir.join("checkpoints"), step, pid);
+                if link.symlink_metadata().is_err() {
+                    // The folder may not exist yet, or the child's start may remove the link: both are retried.
+                    let _ = std::fs::hard_link(&fifo, &link);
+                }
+            }
+        }
+        match rx.try_recv() {
+            Ok(stalled) => Some(Some(stalled)),
+            Err(_) if child.try_wait().expect("try_wait").is_some() => Some(None),
+            Err(_) => None,
+        }
+    })
+    .flatten();
+    if stalled.is_none() {
+        // Free the reading thread: a writer that closes at once gives it end-of-file.
+        drop(std::fs::OpenOptions::new().write(true).open(&fifo));
+    }
+    stalled
 }
 
 /// The only run folder under `runs`, once it exists.
@@ -139,34 +218,34 @@ fn sigkill_at_random_moments_then_resume_gives_the_uninterrupted_result() {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2024);
     let (mut kills, mut mid_write) = (0, 0);
     // Seeded random kill times within the first half of a run's length (a resumed run has less left to do); every
-    // third attempt instead stalls its first checkpoint write half-way (a test hook) and is killed there.
+    // third attempt instead has its first checkpoint write stall half-way (in a FIFO) and is killed there.
     let finished = loop {
         let dir = the_run(&runs);
         let stall = kills % 3 == 2 && kills < 9;
-        let env: &[(&str, &str)] = if stall { &[("BURNISH_TEST_CHECKPOINT_FAULT", "stall:1")] } else { &[] };
-        let mut child = spawn(cwd, &runs, dir.as_deref(), env);
+        let done = checkpointed(&runs);
+        let mut child = spawn(cwd, &runs, dir.as_deref());
         if kills >= 9 {
             break child.wait_with_output().expect("runs to the end");
         }
         if stall {
-            let tmp_file = wait_for(Duration::from_secs(120), || {
-                let ckpts = the_run(&runs)?.join("checkpoints");
-                std::fs::read_dir(ckpts)
-                    .ok()?
-                    .filter_map(|e| e.ok())
-                    .find(|e| e.file_name().to_str().is_some_and(|n| n.starts_with(".step-") && n.contains(".tmp-")))
-            });
-            if tmp_file.is_some() {
-                mid_write += 1;
-            }
+            let Some(stalled) = stall_next_checkpoint(cwd, &runs, done, &mut child, Duration::from_secs(120)) else {
+                // Only a run killed after its last checkpoint and evaluation has no checkpoint left to write.
+                assert!(child.try_wait().expect("try_wait").is_some(), "no checkpoint write began");
+                break child.wait_with_output().expect("finished");
+            };
+            assert!(stalled.head.starts_with(b"burnish-ckpt-v"), "the child was writing a checkpoint");
+            assert!(child.try_wait().expect("try_wait").is_none(), "the child waits in the middle of the write");
+            mid_write += 1;
+            kill9(child);
+            drop(stalled);
         } else {
             let delay = full.mul_f64(rng.random_range(0.05..0.5));
             if wait_exit(&mut child, delay) {
                 break child.wait_with_output().expect("finished");
             }
+            kill9(child);
         }
         kills += 1;
-        kill9(child);
     };
     assert!(finished.status.success(), "{}", text(&finished));
     assert!(kills >= 3 && mid_write >= 1, "{kills} kills, {mid_write} of them mid-write");
@@ -200,58 +279,28 @@ fn wait_exit(child: &mut Child, delay: Duration) -> bool {
     wait_for(delay, || child.try_wait().expect("try_wait")).is_some()
 }
 
-/// A size-limited tmpfs mounted on a fresh folder (unmounted on drop), where the machine allows mounting.
-struct SmallDisk {
-    path: PathBuf,
-}
-
-impl SmallDisk {
-    fn mount(parent: &Path, bytes: usize) -> Option<Self> {
-        let path = parent.join("small-disk");
-        std::fs::create_dir_all(&path).expect("mount point");
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
-            .arg(&path)
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        ok.then_some(Self { path })
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.path).status();
-    }
-}
-
 #[test]
 fn a_full_disk_during_a_checkpoint_fails_cleanly_and_keeps_the_previous_one() {
     let tmp = setup();
     let cwd = tmp.path();
-    // One checkpoint of the tiny recipe is about 1.7 MB (model, momentum, EMA): room for the first, not a second.
-    let disk = SmallDisk::mount(cwd, 3 << 20);
-    let (runs, env): (PathBuf, Vec<(&str, &str)>) = match &disk {
-        Some(d) => (d.path.join("runs"), vec![]),
-        None => {
-            eprintln!("cannot mount a tmpfs here: injecting the write error instead");
-            (cwd.join("runs"), vec![("BURNISH_TEST_CHECKPOINT_FAULT", "fail:2")])
-        }
-    };
-    let out = spawn(cwd, &runs, None, &env).wait_with_output().expect("runs");
+    let runs = cwd.join("runs");
+    let child = spawn(cwd, &runs, None);
+    // The second checkpoint's temporary file is a link to /dev/full, where every write fails with ENOSPC. It is
+    // made once `recipe.toml` exists: the run folder is then created and cleared of crash leftovers.
+    let dir = wait_for(Duration::from_secs(120), || the_run(&runs).filter(|d| d.join("recipe.toml").exists()))
+        .expect("the run folder appears");
+    std::os::unix::fs::symlink("/dev/full", temporary_path(&dir.join("checkpoints"), 10, child.id()))
+        .expect("link to /dev/full");
+    let out = child.wait_with_output().expect("runs");
     assert!(!out.status.success(), "a failed checkpoint is an error: {}", text(&out));
     let message = text(&out);
     assert!(message.contains("No space left on device") && message.contains("step-000000010.ckpt"), "{message}");
-    let dir = the_run(&runs).expect("run folder");
     let files: Vec<String> = std::fs::read_dir(dir.join("checkpoints"))
         .expect("checkpoints")
         .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().to_string()))
         .collect();
     assert_eq!(files, vec!["step-000000005.ckpt".to_string()], "only the previous, complete checkpoint");
-    let copy = cwd.join("kept.ckpt");
-    std::fs::copy(dir.join("checkpoints/step-000000005.ckpt"), &copy).expect("copy");
-    drop(disk);
-    let eval = burnish(&["eval", copy.to_str().expect("utf-8")], cwd);
+    let eval = burnish(&["eval", dir.join("checkpoints/step-000000005.ckpt").to_str().expect("utf-8")], cwd);
     assert!(eval.status.success(), "the previous checkpoint loads: {}", text(&eval));
 }
 
@@ -261,7 +310,7 @@ fn sigint_and_sigterm_checkpoint_and_exit_with_their_codes() {
         let tmp = setup();
         let cwd = tmp.path();
         let runs = cwd.join("runs");
-        let child = spawn(cwd, &runs, None, &[]);
+        let child = spawn(cwd, &runs, None);
         // Once the first checkpoint exists the loop is under way.
         wait_for(Duration::from_secs(120), || {
             the_run(&runs).filter(|d| d.join("checkpoints/step-000000005.ckpt").exists())
@@ -276,7 +325,7 @@ fn sigint_and_sigterm_checkpoint_and_exit_with_their_codes() {
         assert_eq!(s["interrupted"], true);
         let steps = s["steps"].as_u64().expect("steps");
         assert!(dir.join(format!("checkpoints/step-{steps:09}.ckpt")).exists(), "a checkpoint at the stop");
-        let resumed = spawn(cwd, &runs, Some(&dir), &[]).wait_with_output().expect("resumes");
+        let resumed = spawn(cwd, &runs, Some(&dir)).wait_with_output().expect("resumes");
         assert!(resumed.status.success(), "{}", text(&resumed));
         assert_each_step_once(&dir);
     }
@@ -287,17 +336,11 @@ fn a_second_sigint_exits_at_once() {
     let tmp = setup();
     let cwd = tmp.path();
     let runs = cwd.join("runs");
-    // The first checkpoint write stalls (a test hook), so the loop cannot act on the first signal: only the
+    // The first checkpoint write stalls (in a FIFO), so the loop cannot act on the first signal: only the
     // immediate exit on the second one ends the process.
-    let mut child = spawn(cwd, &runs, None, &[("BURNISH_TEST_CHECKPOINT_FAULT", "stall:1")]);
-    wait_for(Duration::from_secs(120), || {
-        let ckpts = the_run(&runs)?.join("checkpoints");
-        std::fs::read_dir(ckpts)
-            .ok()?
-            .filter_map(|e| e.ok())
-            .find(|e| e.file_name().to_string_lossy().contains(".tmp-"))
-    })
-    .expect("the checkpoint write stalls");
+    let mut child = spawn(cwd, &runs, None);
+    let stalled = stall_next_checkpoint(cwd, &runs, 0, &mut child, Duration::from_secs(120));
+    let stalled = stalled.expect("the checkpoint write stalls");
     signal(&child, "INT");
     // Signals of one kind that arrive together are merged by the kernel: let the first be handled.
     std::thread::sleep(Duration::from_millis(200));
@@ -305,6 +348,7 @@ fn a_second_sigint_exits_at_once() {
     signal(&child, "INT");
     assert!(wait_exit(&mut child, Duration::from_secs(30)), "the second signal ends the process");
     let out = child.wait_with_output().expect("exits");
+    drop(stalled);
     assert_eq!(out.status.code(), Some(130), "{}", text(&out));
     assert!(!the_run(&runs).expect("run folder").join("summary.json").exists(), "it did not wait for the summary");
 }

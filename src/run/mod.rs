@@ -30,7 +30,7 @@ use session::Session;
 pub struct RunOptions {
     /// Folder under which `<name>-<timestamp>/` is created (default `runs`).
     pub runs_dir: PathBuf,
-    /// Continue the run in this folder from its latest checkpoint (from step 0 if it has none yet).
+    /// Continue the run in this folder from its newest good checkpoint (from step 0 if it has none yet).
     pub resume: Option<PathBuf>,
     /// Stop (with a checkpoint, as a signal does) once this many steps are done; the schedule is unchanged.
     pub stop_after: Option<u64>,

@@ -11,6 +11,7 @@ use super::{
     Summary,
 };
 use crate::backend::TrainBackend;
+use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::pipeline::Pipeline;
 use crate::plan::{self, DataPlan};
 use crate::probe::ProbeResult;
@@ -49,8 +50,8 @@ pub(super) struct Session<'a, B: TrainBackend> {
 }
 
 impl<'a, B: TrainBackend> Session<'a, B> {
-    /// Builds the trainer (from the folder's latest checkpoint with `--resume`), the evaluations, the metrics files
-    /// cut back to that checkpoint, the bar and the pipeline at the step the run continues from.
+    /// Builds the trainer (from the folder's newest good checkpoint with `--resume`), the evaluations, the metrics
+    /// files cut back to that checkpoint, the bar and the pipeline at the step the run continues from.
     pub(super) fn start(
         recipe: &'a Recipe,
         resolved: &'a str,
@@ -251,18 +252,40 @@ fn trainer<B: TrainBackend>(recipe: &Recipe, data: &DataPlan, device: B::Device)
     Ok(Trainer::new(model, objective, plan::update_rule(recipe), plan::train_settings(recipe), device))
 }
 
-/// Loads the folder's latest checkpoint into `trainer`; a run that crashed before its first checkpoint starts again
-/// from step 0, which its seeded initialisation makes the same run.
+/// Loads the folder's newest good checkpoint into `trainer`: a corrupt one (it fails a checksum, is cut short, ...)
+/// is skipped for the next older, with a line on stderr naming it and why. A run that crashed before its first
+/// checkpoint starts again from step 0, which its seeded initialisation makes the same run; a folder whose every
+/// checkpoint is corrupt is an error naming them, never a silent restart.
 fn resume<B: TrainBackend>(trainer: &mut Trainer<B>, folder: &RunFolder, resolved: &str) -> Result<()> {
-    let Some(latest) = folder.latest_checkpoint()? else {
+    let mut corrupt = Vec::new();
+    for path in folder.checkpoints()?.iter().rev() {
+        let saved = match Checkpoint::read(path) {
+            Ok(saved) => saved,
+            Err(e @ CheckpointError::Format { .. }) => {
+                eprintln!("skipping {e}; trying the next older checkpoint");
+                corrupt.push(e.to_string());
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if saved.recipe != resolved {
+            bail!(
+                "{} was written by a different recipe than the one given (compare with {}/recipe.toml)",
+                path.display(),
+                folder.dir.display()
+            );
+        }
+        trainer.restore(&saved).map_err(|e| anyhow::anyhow!("checkpoint {}: {e}", path.display()))?;
+        if !corrupt.is_empty() {
+            eprintln!("resuming from {} (step {})", path.display(), saved.step);
+        }
         return Ok(());
-    };
-    let saved = trainer.load(&latest)?;
-    if saved != resolved {
+    }
+    if !corrupt.is_empty() {
         bail!(
-            "{} was written by a different recipe than the one given (compare with {}/recipe.toml)",
-            latest.display(),
-            folder.dir.display()
+            "no checkpoint in {} can be loaded:\n  {}\nRemove the corrupt files to train the run again from step 0.",
+            folder.dir.join("checkpoints").display(),
+            corrupt.join("\n  ")
         );
     }
     Ok(())

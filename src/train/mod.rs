@@ -180,29 +180,47 @@ impl<B: TrainBackend> Trainer<B> {
         self.optim.to_bytes()
     }
 
-    /// Writes the run's state to `path` atomically (see [`Checkpoint::of`]); `recipe` (the resolved recipe) is
-    /// stored alongside.
+    /// The run's state (step, weights, optimiser state, EMA) as a checkpoint, with the resolved `recipe` alongside.
+    pub fn checkpoint(&self, recipe: &str) -> Result<Checkpoint, String> {
+        Ok(Checkpoint {
+            step: self.step,
+            recipe: recipe.to_string(),
+            model: model_bytes(self.model.clone())?,
+            optimizer: self.optimizer_state()?,
+            // With an EMA, the evaluation model is the average.
+            ema: self.has_ema().then(|| model_bytes(self.eval_model())).transpose()?,
+        })
+    }
+
+    /// Writes the run's state to `path` atomically (see [`Trainer::checkpoint`]); `recipe` (the resolved recipe)
+    /// is stored alongside.
     pub fn save(&self, path: &std::path::Path, recipe: &str) -> Result<(), CheckpointError> {
         let fail = |reason: String| CheckpointError::Format { path: path.to_path_buf(), reason };
-        Checkpoint::of(self, recipe).map_err(fail)?.write(path)
+        self.checkpoint(recipe).map_err(fail)?.write(path)
     }
 
     /// Restores a state written by [`Trainer::save`]; returns the stored recipe text.
     pub fn load(&mut self, path: &std::path::Path) -> Result<String, CheckpointError> {
-        let fail = |reason: String| CheckpointError::Format { path: path.to_path_buf(), reason };
         let c = Checkpoint::read(path)?;
+        self.restore(&c).map_err(|reason| CheckpointError::Format { path: path.to_path_buf(), reason })?;
+        Ok(c.recipe)
+    }
+
+    /// Takes the step, weights, optimiser state and (when the settings keep one) EMA of `c`, a checkpoint of a
+    /// model of this trainer's architecture.
+    pub fn restore(&mut self, c: &Checkpoint) -> Result<(), String> {
         self.step = c.step;
-        self.model = c.load_model(self.model.clone(), &self.device).map_err(fail)?;
+        self.model = c.load_model(self.model.clone(), &self.device)?;
         let optim = std::mem::replace(&mut self.optim, Optim::new(self.settings.optimizer.clone()));
-        self.optim = optim.load_bytes(c.optimizer.clone(), &self.device).map_err(fail)?;
+        self.optim = optim.load_bytes(c.optimizer.clone(), &self.device)?;
         if let Some(decay) = self.settings.ema_decay {
             // Loading gave the model the checkpoint's parameter ids; the average must be keyed by them too.
             let mut ema = Ema::new(&self.model, decay);
-            let saved = c.load_ema_to_resume(self.model.clone(), &self.device).map_err(fail)?;
+            let saved = c.load_ema_to_resume(self.model.clone(), &self.device)?;
             ema.load(&saved);
             self.ema = Some(ema);
         }
-        Ok(c.recipe)
+        Ok(())
     }
 }
 
