@@ -126,11 +126,63 @@ mod tests {
         assert_eq!(parse_meminfo("MemAvailable: 12\n"), None, "a size without its unit is not trusted");
     }
 
+    #[cfg(target_os = "linux")]
+    /// A size field of `/proc/meminfo` in bytes, read without [`parse_meminfo`].
+    fn meminfo_field(text: &str, key: &str) -> Option<u64> {
+        let line = text.lines().find(|l| l.split(':').next() == Some(key))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    }
+
+    #[cfg(target_os = "linux")]
+    /// `MemAvailable + SwapFree` as read now, independently of [`parse_meminfo`].
+    fn system_now() -> u64 {
+        let text = std::fs::read_to_string("/proc/meminfo").expect("/proc/meminfo on Linux");
+        meminfo_field(&text, "MemAvailable").expect("MemAvailable") + meminfo_field(&text, "SwapFree").unwrap_or(0)
+    }
+
+    #[cfg(target_os = "linux")]
+    /// The room under the first cgroup limit found (v2 own, v2 root, v1), read independently of [`cgroup_room`].
+    fn cgroup_now() -> Option<u64> {
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        let v2 = own.lines().find_map(|l| l.strip_prefix("0::")).map(|p| format!("/sys/fs/cgroup/{}", p.trim()));
+        let number = |p: String| std::fs::read_to_string(p).ok()?.trim().parse::<u64>().ok();
+        let pairs = v2.map(|d| (format!("{d}/memory.max"), format!("{d}/memory.current"))).into_iter().chain([
+            ("/sys/fs/cgroup/memory.max".into(), "/sys/fs/cgroup/memory.current".into()),
+            (
+                "/sys/fs/cgroup/memory/memory.limit_in_bytes".into(),
+                "/sys/fs/cgroup/memory/memory.usage_in_bytes".into(),
+            ),
+        ]);
+        pairs.into_iter().find_map(|(limit, usage)| Some(number(limit)?.saturating_sub(number(usage).unwrap_or(0))))
+    }
+
+    #[cfg(target_os = "linux")]
     #[test]
-    fn available_memory_is_found_and_plausible() {
+    fn available_memory_is_what_the_system_reports() {
+        // Other processes allocate and free between the reads: the figure must lie between the independent reads
+        // taken just before and just after it, give or take 256 MiB.
+        let slack = 256u64 << 20;
+        let (system_before, cgroup_before) = (system_now(), cgroup_now());
         let a = available();
-        assert!(a.bytes > 1 << 20, "{a:?}");
-        assert!(!a.source.is_empty());
+        let (system_after, cgroup_after) = (system_now(), cgroup_now());
+        let expect = |system: u64, cgroup: Option<u64>| cgroup.map_or(system, |c| c.min(system));
+        let (e1, e2) = (expect(system_before, cgroup_before), expect(system_after, cgroup_after));
+        let (low, high) = (e1.min(e2).saturating_sub(slack), e1.max(e2) + slack);
+        assert!((low..=high).contains(&a.bytes), "{a:?}: the system reports {e1} then {e2} bytes");
+        let by_cgroup =
+            cgroup_before.is_some_and(|c| c < system_before) && cgroup_after.is_some_and(|c| c < system_after);
+        if by_cgroup {
+            assert!(a.source.contains("cgroup"), "{a:?}");
+        } else if cgroup_before.is_none_or(|c| c > system_before + slack) {
+            assert_eq!(a.source, "MemAvailable + SwapFree in /proc/meminfo");
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    #[test]
+    fn available_memory_is_the_fallback_without_proc() {
+        assert_eq!(available().bytes, FALLBACK_BYTES);
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::path::Path;
 
 mod common;
 
+use common::measures::MeasureBatch;
 use common::{burnish, latest_checkpoint, metric_rows, run_dir, summary, text, TINY_RECIPE as RECIPE};
 
 #[test]
@@ -69,7 +70,16 @@ fn train_writes_a_complete_run_folder() {
         let line = out.lines().find(|l| l.starts_with(k)).unwrap_or_else(|| panic!("no {k} in\n{out}"));
         line.split_whitespace().next().and_then(|w| w.strip_prefix(k)).expect("field").parse().expect("number")
     };
-    assert!(value("lambda_max=").is_finite() && value("sam_sharpness=") >= 0.0, "{out}");
+    // Both against their definitions computed here on the same weights and images (tests/common/measures.rs).
+    let by_hand = MeasureBatch::open(&ckpt, 16, false);
+    let lambda = by_hand.lambda_max(&by_hand.lambda_start(), 3, 1e-3);
+    let sam = by_hand.sam(0.05, 2);
+    assert!(lambda.abs() > 1e-4 && sam > 1e-6, "λ_max {lambda}, SAM {sam}");
+    let close = |k: &str, expect: f64| {
+        assert!((value(k) - expect).abs() <= 1e-2 * expect.abs(), "{k} printed {}, by hand {expect}\n{out}", value(k));
+    };
+    close("lambda_max=", lambda);
+    close("sam_sharpness=", sam);
     assert!(!out.contains("s_rho"), "only the measures asked for: {out}");
     // `bench` times steps with and without the pipeline; the last line is the reused-batch median. `--threads`
     // sizes the tensor-math pool whatever RAYON_NUM_THREADS says, and 0 is refused by name.

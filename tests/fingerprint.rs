@@ -2,10 +2,16 @@
 //! the resulting parameters, buffers and logged metrics are hashed. A refactor that claims to change no behaviour
 //! must leave every fingerprint as recorded in `tests/fingerprints.txt`.
 //!
-//! Floating-point results depend on the vector instructions the kernels run with and on the gemm crate's blocking,
-//! so the recorded values hold for the instruction set named in the file; on another one the test recomputes and
-//! prints the fingerprints (to be recorded there) instead of comparing. `BURNISH_RECORD_FINGERPRINTS=1` rewrites
-//! the file.
+//! Floating-point results depend on the vector instructions the arithmetic runs with: src/kernels picks its level
+//! at run time (`burnish::kernels::simd_level`; `BURNISH_NO_SIMD` forces the baseline), and so does flex through
+//! macerator (x86-64-v4 where the CPU has AVX-512, else v3, v2 or scalar; NEON on aarch64), independently of ours.
+//! The file therefore holds one section per combination, headed `isa kernels=<level> flex=<level>`; a run compares
+//! the section of the combination it runs with and fails when there is none. On x86-64 the test also runs itself
+//! again with `BURNISH_NO_SIMD=1`, so the baseline kernels are checked on every machine with SIMD kernels. The
+//! tensor-math pool is fixed at [`THREADS`] threads, as the thread count changes how flex splits its sums.
+//!
+//! `BURNISH_RECORD_FINGERPRINTS=1 cargo test --test fingerprint` (re)writes the sections of this machine's
+//! combinations and keeps the others; record only after checking that the change is meant to change results.
 
 use burn::backend::{Autodiff, Flex};
 use burn::module::{Module, ModuleVisitor, Param};
@@ -132,22 +138,94 @@ fn current() -> Vec<(String, u64)> {
     out
 }
 
+/// Threads of the tensor-math pool while fingerprinting (the count changes float sums).
+const THREADS: usize = 2;
+
+/// The instruction-set level flex's element-wise and reduction kernels run with here (macerator's run-time choice,
+/// without its nightly-only FP16 level).
+fn flex_level() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        macro_rules! all {
+            ($($f:tt),+) => { true $(&& std::is_x86_feature_detected!($f))+ };
+        }
+        let v2 = all!("sse3", "ssse3", "sse4.1", "sse4.2", "popcnt");
+        let v3 = v2 && all!("avx", "avx2", "f16c", "bmi1", "bmi2", "fma", "lzcnt");
+        let v4 = v3 && all!("avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl");
+        if v4 {
+            "x86-64-v4"
+        } else if v3 {
+            "x86-64-v3"
+        } else if v2 {
+            "x86-64-v2"
+        } else {
+            "scalar"
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        std::env::consts::ARCH
+    }
+}
+
+/// The section heading of this process's combination of levels.
+fn isa() -> String {
+    let gemm = if cfg!(feature = "avx512") { " gemm=avx512-feature" } else { "" };
+    format!("isa kernels={} flex={}{gemm}", burnish::kernels::simd_level(), flex_level())
+}
+
+/// The recorded sections: heading and the lines under it.
+fn sections(text: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        if line.starts_with("isa ") {
+            out.push((line.to_string(), String::new()));
+        } else if let Some((_, body)) = out.last_mut() {
+            body.push_str(line);
+            body.push('\n');
+        } else {
+            panic!("tests/fingerprints.txt: {line:?} comes before any `isa` heading");
+        }
+    }
+    out
+}
+
 #[test]
 fn seeded_training_matches_the_recorded_fingerprints() {
+    rayon::ThreadPoolBuilder::new().num_threads(THREADS).build_global().expect("the test sizes the pool first");
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fingerprints.txt");
-    let isa = burnish::kernels::simd_level();
-    let now = current();
-    let written: String =
-        std::iter::once(format!("isa {isa}\n")).chain(now.iter().map(|(n, h)| format!("{n} {h:016x}\n"))).collect();
-    if std::env::var_os("BURNISH_RECORD_FINGERPRINTS").is_some() {
-        std::fs::write(&path, &written).expect("write tests/fingerprints.txt");
-        return;
-    }
+    let isa = isa();
+    let now: String = current().iter().map(|(n, h)| format!("{n} {h:016x}\n")).collect();
     let recorded = std::fs::read_to_string(&path).expect("tests/fingerprints.txt is checked in");
-    let recorded_isa = recorded.lines().next().and_then(|l| l.strip_prefix("isa ")).unwrap_or("");
-    if recorded_isa != isa {
-        eprintln!("fingerprints were recorded with {recorded_isa:?}, this machine runs {isa:?}; now:\n{written}");
-        return;
+    let mut all = sections(&recorded);
+    let record = std::env::var_os("BURNISH_RECORD_FINGERPRINTS").is_some();
+    if record {
+        match all.iter_mut().find(|(h, _)| *h == isa) {
+            Some((_, body)) => body.clone_from(&now),
+            None => all.push((isa.clone(), now.clone())),
+        }
+        let text: String = all.iter().map(|(h, b)| format!("{h}\n{b}")).collect();
+        std::fs::write(&path, text).expect("write tests/fingerprints.txt");
+    } else {
+        let Some((_, body)) = all.iter().find(|(h, _)| *h == isa) else {
+            panic!(
+                "tests/fingerprints.txt has no section `{isa}` for this machine. Fingerprints now:\n{now}\
+                 If the code is known to be right, record them with BURNISH_RECORD_FINGERPRINTS=1 cargo test --test \
+                 fingerprint"
+            );
+        };
+        assert_eq!(*body, now, "seeded training no longer produces the numbers recorded under `{isa}`");
     }
-    assert_eq!(recorded, written, "seeded training no longer produces the recorded numbers");
+    // The baseline kernels, once, from the process whose own kernels use SIMD.
+    if burnish::kernels::simd_level() != "baseline" {
+        let exe = std::env::current_exe().expect("the test binary");
+        let out = std::process::Command::new(exe)
+            .args(["--exact", "seeded_training_matches_the_recorded_fingerprints", "--nocapture"])
+            .env("BURNISH_NO_SIMD", "1")
+            .output()
+            .expect("the test binary runs again");
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "with BURNISH_NO_SIMD=1:\n{text}");
+        assert!(text.contains("1 passed"), "the baseline run ran the test:\n{text}");
+    }
 }

@@ -9,9 +9,24 @@ mod common;
 
 use common::{burnish, metric_rows, run_dir, summary, text};
 
+use burn::backend::{Autodiff, Flex};
+use burn::tensor::activation::softmax;
+use burn::tensor::Tensor;
 use burnish::data::Split;
+use burnish::iam::Inconsistency;
+use burnish::model::{BnMode, Net};
+use burnish::objective::Evaluation;
+use burnish::params::constant_copy;
 use burnish::pipeline::{Batch, Normalize, Pipeline, PipelineConfig, Stream, StreamSpec};
+use burnish::plan;
+use burnish::recipe::Recipe;
+use burnish::seed::derive_seed;
+use burnish::stage::{IamD, IamSource, ProjectionDistribution};
+use burnish::step::{StepBatch, ViewKey};
+use burnish::train::Trainer;
 use burnish_augment::View;
+
+type AD = Autodiff<Flex>;
 
 fn simclr_batches(seed: u64) -> Vec<Batch> {
     let n = 40;
@@ -194,22 +209,78 @@ fn the_probe_of_a_briefly_trained_encoder_beats_the_probe_of_a_random_one() {
     assert!(trained_knn > random_knn + 0.05, "kNN: trained {trained_knn:.3} vs random init {random_knn:.3}");
 }
 
+/// The first step of `recipe` evaluated at seed 11 (not trained): the seeded model, the batch and the evaluation.
+fn first_evaluation(recipe: &str) -> (Net<AD>, StepBatch<AD>, Evaluation<AD>) {
+    let r = Recipe::from_str(recipe, "simclr.toml", &[]).unwrap_or_else(|e| panic!("{e}"));
+    let objective = plan::objective::<AD>(&r).expect("runnable stages");
+    let data = plan::data(&r).expect("synthetic data");
+    let mut pipeline =
+        Pipeline::new(data.train.clone(), data.norm.clone(), data.streams.clone(), &plan::pipeline_config(&r, 0))
+            .expect("valid pipeline");
+    let device = Default::default();
+    let batch = StepBatch::<AD>::from_batch(&pipeline.next_batch().expect("in-memory data"), &device);
+    let model = Trainer::<AD>::init_model(&plan::net(&r, 3, data.dataset.num_classes), r.seed, &device);
+    let eval = objective.evaluate(&model, &batch, BnMode::Train, 11, None).expect("an evaluation");
+    (model, batch, eval)
+}
+
+/// A metric of an evaluation.
+fn metric_of(eval: &Evaluation<AD>, name: &str) -> f64 {
+    let (_, v) = eval.metrics.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no metric {name}"));
+    v.clone().into_data().convert::<f64>().to_vec::<f64>().expect("f64")[0]
+}
+
+/// A `[rows, cols]` tensor as rows of f64.
+fn rows_of(t: Tensor<AD, 2>) -> Vec<Vec<f64>> {
+    let cols = t.dims()[1];
+    let v = t.into_data().convert::<f64>().to_vec::<f64>().expect("f64");
+    v.chunks(cols).map(<[f64]>::to_vec).collect()
+}
+
+/// The log-softmax of a row, in f64.
+fn log_softmax_row(row: &[f64]) -> Vec<f64> {
+    let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let lse = m + row.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
+    row.iter().map(|v| v - lse).collect()
+}
+
 #[test]
 fn the_components_distribution_is_its_own_score_function() {
-    let tmp = tempfile::tempdir().expect("temp dir");
+    // distribution = "components": each row's projection z is itself the score vector, p = softmax(z) over its 32
+    // components (docs/iam.md). Ŝ_ρ is then the mean over the 2N rows of KL(softmax(z) ‖ softmax(z')), z' the
+    // projection at θ + δ*, both passes normalising the two views of the step alone.
     let short = SIMCLR.replace("steps = 12", "steps = 2");
-    let first_s_rho = |recipe: &str| {
-        metric_rows(&train(recipe, tmp.path()))
-            .iter()
-            .find_map(|r| r["iam-d/s_rho"].as_f64())
-            .expect("an iam-d/s_rho row")
+    let components_recipe =
+        short.replace("source = \"projection\"", "source = \"projection\"\ndistribution = \"components\"");
+    let (model, batch, eval) = first_evaluation(&components_recipe);
+    let keys = ViewKey::for_views(Stream::Unlabeled, &[View::SimClr, View::SimClr]);
+    let x = batch.images(&keys).expect("both views");
+    let clean = model.forward(x.clone(), BnMode::TrainNoStats).projections.expect("a projection head");
+    assert_eq!(clean.dims(), [32, 32], "16 pairs, 32 components");
+    let iam = IamD {
+        inconsistency: Inconsistency { rho: 0.05, ..Inconsistency::default() },
+        source: IamSource::Projection { views: [keys[0], keys[1]], distribution: ProjectionDistribution::Components },
+        ascent_fraction: 1.0,
+        batch_fraction: 1.0,
     };
-    let ntxent = first_s_rho(&short);
-    let components = first_s_rho(
-        &short.replace("source = \"projection\"", "source = \"projection\"\ndistribution = \"components\""),
-    );
-    // Same seed, model, batch and δ₀ noise: only the map from projections to a distribution differs, a softmax over
-    // 32 components instead of over 31 similarities, so Ŝ_ρ must differ.
-    assert!(components.is_finite() && components > 0.0, "components Ŝ_ρ {components}");
+    // The iam-d stage is the second: its seed is derived from the evaluation's and its index.
+    let delta = iam.delta_star(&model, &x, softmax(clean.clone(), 1), derive_seed(&[11, 1]));
+    let perturbed = constant_copy(&model, &delta).forward(x, BnMode::TrainNoStats).projections.expect("a head");
+    let rows: Vec<(Vec<f64>, Vec<f64>)> = rows_of(clean).into_iter().zip(rows_of(perturbed)).collect();
+    let kl = rows
+        .iter()
+        .map(|(a, b)| {
+            let (la, lb) = (log_softmax_row(a), log_softmax_row(b));
+            la.iter().zip(&lb).map(|(p, q)| p.exp() * (p - q)).sum::<f64>()
+        })
+        .sum::<f64>()
+        / rows.len() as f64;
+    let components = metric_of(&eval, "iam-d/s_rho");
+    assert!(kl > 1e-7, "a measurable inconsistency: {kl}");
+    assert!((components - kl).abs() <= 1e-3 * kl + 1e-9, "components Ŝ_ρ {components}, by hand {kl}");
+    assert!((metric_of(&eval, "iam-d/loss") - kl).abs() <= 1e-3 * kl + 1e-9, "the loss is the same KL");
+    // The default distribution on the same seed, model, batch and δ₀ noise differs: a softmax over the 31
+    // similarities of each row instead of over its 32 components.
+    let ntxent = metric_of(&first_evaluation(&short).2, "iam-d/s_rho");
     assert!((components - ntxent).abs() > 1e-3 * ntxent.max(components), "components {components} vs ntxent {ntxent}");
 }

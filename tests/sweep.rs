@@ -10,7 +10,8 @@ use burnish::sweep::{expand, Axis};
 
 mod common;
 
-use common::{burnish, text, TINY_RECIPE as RECIPE};
+use common::measures::MeasureBatch;
+use common::{burnish, latest_checkpoint, text, TINY_RECIPE as RECIPE};
 
 #[test]
 fn the_grid_expands_as_documented() {
@@ -120,12 +121,30 @@ fn a_sweep_records_every_run_and_a_killed_one_continues() {
         assert_eq!(&row[col("set:optimizer.lr")], ["0.01", "0.05", "0.01", "0.05"][i]);
         let num = |c: &str| row[col(c)].parse::<f64>().unwrap_or_else(|_| panic!("{c} in {row:?}"));
         assert!((num("gap_acc") - (num("train_acc") - num("test_acc_ema"))).abs() < 1e-9, "{row:?}");
-        assert!(num("s_rho") > 0.0 && num("lambda_max").is_finite() && num("sam_sharpness") >= 0.0, "{row:?}");
+        assert!(num("s_rho") > 0.0, "{row:?}");
+        // SAM sharpness (ρ = 0.05, one step) of the run's final EMA weights on 16 training images, against its
+        // definition computed here (tests/common/measures.rs). λ_max after 20 power iterations from near-initial
+        // weights has not converged and last-bit rounding moves it (−17.0 on one thread, −14.9 on two, for the
+        // first run), so it is compared with `burnish measure` on the same checkpoint and one thread, as the sweep
+        // ran it; tests/cli.rs compares that command's λ_max with the definition where it is well conditioned.
+        let home = full_dir.join(&row[col("run")]);
+        let run = burnish::sweep::run_folder(&home).expect("list").expect("a run folder");
+        let ckpt = latest_checkpoint(&run);
+        let sam = MeasureBatch::open(&ckpt, 16, true).sam(0.05, 1);
+        assert!(sam > 1e-6 && (num("sam_sharpness") - sam).abs() <= 1e-2 * sam, "by hand {sam}: {row:?}");
+        let json = tmp.path().join("measure.json");
+        let ckpt_arg = ckpt.to_str().expect("utf-8");
+        let json_arg = json.to_str().expect("utf-8");
+        let args = ["measure", ckpt_arg, "--ema", "--batch", "16", "--measures", "lambda_max", "--threads", "1"];
+        let m = burnish(&[&args[..], &["--json", json_arg]].concat(), tmp.path());
+        assert!(m.status.success(), "{}", text(&m));
+        let measured: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).expect("measure.json")).expect("json");
+        let lambda = measured["lambda_max"].as_f64().expect("lambda_max");
+        assert!(lambda != 0.0 && num("lambda_max") == lambda, "burnish measure: {lambda}: {row:?}");
         assert!(num("wall_s") > 0.0);
         assert_eq!(num("steps"), 12.0, "every run took all of schedule.steps: {row:?}");
         // Each run is the recipe with its overrides: its resolved recipe says so.
-        let home = full_dir.join(&row[col("run")]);
-        let run = burnish::sweep::run_folder(&home).expect("list").expect("a run folder");
         let resolved = std::fs::read_to_string(run.join("recipe.toml")).expect("recipe.toml");
         assert!(resolved.contains(&format!("seed = {}", &row[col("set:seed")])), "{resolved}");
     }

@@ -2,6 +2,7 @@
 
 pub mod fd;
 pub mod hessian;
+pub mod measures;
 
 #[allow(dead_code)]
 /// A tiny FixMatch + IAM-D recipe on 200 synthetic images: seconds per run in the test profile.
