@@ -18,12 +18,10 @@ use burnish::model::{BnMode, Net};
 use burnish::objective::Evaluation;
 use burnish::params::constant_copy;
 use burnish::pipeline::{Batch, Normalize, Pipeline, PipelineConfig, Stream, StreamSpec};
-use burnish::plan;
 use burnish::recipe::Recipe;
 use burnish::seed::derive_seed;
 use burnish::stage::{IamD, IamSource, ProjectionDistribution};
 use burnish::step::{StepBatch, ViewKey};
-use burnish::train::Trainer;
 use burnish_augment::View;
 
 type AD = Autodiff<Flex>;
@@ -212,15 +210,7 @@ fn the_probe_of_a_briefly_trained_encoder_beats_the_probe_of_a_random_one() {
 /// The first step of `recipe` evaluated at seed 11 (not trained): the seeded model, the batch and the evaluation.
 fn first_evaluation(recipe: &str) -> (Net<AD>, StepBatch<AD>, Evaluation<AD>) {
     let r = Recipe::from_str(recipe, "simclr.toml", &[]).unwrap_or_else(|e| panic!("{e}"));
-    let objective = plan::objective::<AD>(&r).expect("runnable stages");
-    let data = plan::data(&r).expect("synthetic data");
-    let mut pipeline =
-        Pipeline::new(data.train.clone(), data.norm.clone(), data.streams.clone(), &plan::pipeline_config(&r, 0))
-            .expect("valid pipeline");
-    let device = Default::default();
-    let batch = StepBatch::<AD>::from_batch(&pipeline.next_batch().expect("in-memory data"), &device);
-    let model = Trainer::<AD>::init_model(&plan::net(&r, 3, data.dataset.num_classes), r.seed, &device);
-    let eval = objective.evaluate(&model, &batch, BnMode::Train, 11, None).expect("an evaluation");
+    let (_, model, batch, eval) = common::evaluate_first_batch(&r, 11);
     (model, batch, eval)
 }
 

@@ -21,6 +21,8 @@ use burnish::step::{StepBatch, Stream, ViewKey};
 use burnish::{model::BnMode, train::Trainer};
 use burnish_augment::View;
 
+mod common;
+
 fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
@@ -71,16 +73,7 @@ fn index_of(kind: &str) -> usize {
 /// The objective of [`every_kind`] with `sets`, evaluated at seed 7 on the first batch of the seeded model.
 fn evaluate_every_kind(sets: &[String]) -> (Recipe, Objective<AD>, Net<AD>, StepBatch<AD>, Evaluation<AD>) {
     let r = Recipe::from_str(&every_kind(), "every-kind.toml", sets).unwrap_or_else(|e| panic!("{e}"));
-    let objective = plan::objective::<AD>(&r).unwrap_or_else(|e| panic!("every parsed kind must build: {e}"));
-    let data = plan::data(&r).expect("synthetic data");
-    let mut pipeline =
-        Pipeline::new(data.train.clone(), data.norm.clone(), data.streams.clone(), &plan::pipeline_config(&r, 0))
-            .expect("valid pipeline");
-    let device = Default::default();
-    let batch = StepBatch::<AD>::from_batch(&pipeline.next_batch().expect("in-memory data"), &device);
-    let net = plan::net(&r, 3, data.dataset.num_classes);
-    let model = Trainer::<AD>::init_model(&net, r.seed, &device);
-    let eval = objective.evaluate(&model, &batch, BnMode::Train, 7, None).expect("an evaluation");
+    let (objective, model, batch, eval) = common::evaluate_first_batch(&r, 7);
     (r, objective, model, batch, eval)
 }
 

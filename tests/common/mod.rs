@@ -4,6 +4,32 @@ pub mod fd;
 pub mod hessian;
 pub mod measures;
 
+use burnish::model::{BnMode, Net};
+use burnish::objective::{Evaluation, Objective};
+use burnish::pipeline::Pipeline;
+use burnish::plan;
+use burnish::recipe::Recipe;
+use burnish::step::StepBatch;
+use burnish::train::Trainer;
+
+use fd::AD;
+
+/// The objective of `r`, its seeded model, its first batch, and that batch evaluated with BatchNorm in training mode
+/// at `eval_seed`: what each stage reports before any training, for tests that recompute it by hand.
+#[allow(dead_code)]
+pub fn evaluate_first_batch(r: &Recipe, eval_seed: u64) -> (Objective<AD>, Net<AD>, StepBatch<AD>, Evaluation<AD>) {
+    let objective = plan::objective::<AD>(r).unwrap_or_else(|e| panic!("every parsed stage must build: {e}"));
+    let data = plan::data(r).expect("synthetic data");
+    let mut pipeline =
+        Pipeline::new(data.train.clone(), data.norm.clone(), data.streams.clone(), &plan::pipeline_config(r, 0))
+            .expect("valid pipeline");
+    let device = Default::default();
+    let batch = StepBatch::<AD>::from_batch(&pipeline.next_batch().expect("in-memory data"), &device);
+    let model = Trainer::<AD>::init_model(&plan::net(r, 3, data.dataset.num_classes), r.seed, &device);
+    let eval = objective.evaluate(&model, &batch, BnMode::Train, eval_seed, None).expect("an evaluation");
+    (objective, model, batch, eval)
+}
+
 #[allow(dead_code)]
 /// A tiny FixMatch + IAM-D recipe on 200 synthetic images: seconds per run in the test profile.
 pub const TINY_RECIPE: &str = r#"
