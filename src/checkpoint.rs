@@ -113,12 +113,17 @@ impl Checkpoint {
     /// file is left behind.
     pub fn write(&self, path: &Path) -> Result<(), CheckpointError> {
         let step = self.step.to_le_bytes();
+        write_atomic(path, &encode(&self.sections(&step)))
+    }
+
+    /// The named sections in file order, with `step` (the step's little-endian bytes) as the `step` section.
+    fn sections<'a>(&'a self, step: &'a [u8; 8]) -> Vec<(&'static str, &'a [u8])> {
         let mut sections: Vec<(&str, &[u8])> =
-            vec![(STEP, &step), (META, self.recipe.as_bytes()), (MODEL, &self.model), (OPTIMIZER, &self.optimizer)];
+            vec![(STEP, step), (META, self.recipe.as_bytes()), (MODEL, &self.model), (OPTIMIZER, &self.optimizer)];
         if let Some(ema) = &self.ema {
             sections.push((EMA, ema));
         }
-        write_atomic(path, &encode(&sections))
+        sections
     }
 
     /// Reads a checkpoint written by [`Checkpoint::write`] (or a first-format file, which has no checksums);
@@ -343,11 +348,7 @@ mod tests {
     /// The first format's image of `c`, as its writer made it (no checksums).
     fn encode_v1(c: &Checkpoint) -> Vec<u8> {
         let step = c.step.to_le_bytes();
-        let mut sections: Vec<(&str, &[u8])> =
-            vec![(STEP, &step), (META, c.recipe.as_bytes()), (MODEL, &c.model), (OPTIMIZER, &c.optimizer)];
-        if let Some(ema) = &c.ema {
-            sections.push((EMA, ema));
-        }
+        let sections = c.sections(&step);
         let mut bytes = MAGIC_V1.to_vec();
         bytes.extend_from_slice(&(sections.len() as u32).to_le_bytes());
         for (name, data) in sections {
