@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 mod common;
 
+use common::fd::{log_sum_exp, rows_of};
 use common::{burnish, metric_rows, run_dir, summary, text};
 
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::activation::softmax;
-use burn::tensor::Tensor;
 use burnish::data::Split;
 use burnish::iam::Inconsistency;
 use burnish::model::{BnMode, Net};
@@ -220,17 +220,9 @@ fn metric_of(eval: &Evaluation<AD>, name: &str) -> f64 {
     v.clone().into_data().convert::<f64>().to_vec::<f64>().expect("f64")[0]
 }
 
-/// A `[rows, cols]` tensor as rows of f64.
-fn rows_of(t: Tensor<AD, 2>) -> Vec<Vec<f64>> {
-    let cols = t.dims()[1];
-    let v = t.into_data().convert::<f64>().to_vec::<f64>().expect("f64");
-    v.chunks(cols).map(<[f64]>::to_vec).collect()
-}
-
 /// The log-softmax of a row, in f64.
 fn log_softmax_row(row: &[f64]) -> Vec<f64> {
-    let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-    let lse = m + row.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
+    let lse = log_sum_exp(row);
     row.iter().map(|v| v - lse).collect()
 }
 

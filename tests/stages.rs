@@ -23,13 +23,7 @@ use burnish_augment::View;
 
 mod common;
 
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-fn norm(a: &[f64]) -> f64 {
-    dot(a, a).sqrt()
-}
+use common::fd::{dot, log_sum_exp, norm, rows_of, to_vec};
 
 type AD = Autodiff<Flex>;
 
@@ -77,26 +71,9 @@ fn evaluate_every_kind(sets: &[String]) -> (Recipe, Objective<AD>, Net<AD>, Step
     (r, objective, model, batch, eval)
 }
 
-/// A tensor's values as f64.
-fn values<const D: usize>(t: Tensor<AD, D>) -> Vec<f64> {
-    t.into_data().convert::<f64>().to_vec::<f64>().expect("f64")
-}
-
-/// A `[rows, cols]` tensor as rows of f64.
-fn rows_of(t: Tensor<AD, 2>) -> Vec<Vec<f64>> {
-    let cols = t.dims()[1];
-    values(t).chunks(cols).map(<[f64]>::to_vec).collect()
-}
-
 /// Integer labels as indices.
 fn labels_of(t: &Tensor<AD, 1, Int>) -> Vec<usize> {
     t.clone().into_data().convert::<i64>().to_vec::<i64>().expect("i64").into_iter().map(|v| v as usize).collect()
-}
-
-/// ln Σ exp(row), computed stably in f64.
-fn log_sum_exp(row: &[f64]) -> f64 {
-    let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-    m + row.iter().map(|v| (v - m).exp()).sum::<f64>().ln()
 }
 
 fn softmax_row(row: &[f64]) -> Vec<f64> {
@@ -176,7 +153,7 @@ fn every_stage_metric_equals_its_hand_computed_value() {
     let (r, _, model, batch, eval) = evaluate_every_kind(&sets);
     let metric = |name: &str| -> f64 {
         let (_, v) = eval.metrics.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no metric {name}"));
-        values(v.clone())[0]
+        to_vec(v.clone())[0]
     };
     let check = |name: &str, by_hand: f64, tol: f64| {
         let got = metric(name);

@@ -32,6 +32,18 @@ pub fn to_vec<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f64> {
     t.into_data().convert::<f64>().to_vec::<f64>().expect("f64 data")
 }
 
+/// A matrix's rows as f64.
+pub fn rows_of(t: Tensor<AD, 2>) -> Vec<Vec<f64>> {
+    let cols = t.dims()[1];
+    to_vec(t).chunks(cols).map(<[f64]>::to_vec).collect()
+}
+
+/// log Σ exp of a row, shifted by its maximum so that large logits do not overflow.
+pub fn log_sum_exp(row: &[f64]) -> f64 {
+    let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    m + row.iter().map(|v| (v - m).exp()).sum::<f64>().ln()
+}
+
 /// A one-element tensor's value.
 pub fn scalar(t: Tensor<AD, 1>) -> f64 {
     to_vec(t)[0]
