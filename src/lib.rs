@@ -12,6 +12,7 @@ pub mod check;
 pub mod checkpoint;
 pub mod cli;
 pub mod data;
+pub mod devices;
 pub mod iam;
 pub mod kernels;
 pub mod memory;

@@ -342,7 +342,8 @@ where
     F: FnMut(&M) -> Tensor<B, 1>,
 {
     let copy = fresh_leaf_copy::<B, M>(model, delta);
-    GradientsParams::from_grads(loss(&copy).backward(), &copy)
+    // GGCR's gradients and Hessian products are gradients of the objective: averaged on several devices.
+    crate::devices::gradients(loss(&copy), &copy, crate::devices::Pass::Objective)
 }
 
 /// The Hessian-vector product `H v` of `loss` at θ by central differences of gradients (Burn cannot differentiate

@@ -6,6 +6,7 @@ use anyhow::Result;
 
 use super::RecipeArgs;
 use crate::backend::{device, Train, NAME};
+use crate::devices::DataParallel;
 use crate::pipeline::Pipeline;
 use crate::plan;
 use crate::train::Trainer;
@@ -22,6 +23,9 @@ pub struct BenchArgs {
     /// Untimed warm-up steps before each measurement.
     #[arg(long, default_value_t = 2)]
     pub warmup: usize,
+    #[command(flatten)]
+    /// Devices to split each step over; with N > 1 the time spent in collectives is reported too.
+    pub devices: super::train::DevicesArgs,
 }
 
 fn median_ms(mut v: Vec<f64>) -> f64 {
@@ -51,15 +55,40 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let dev = device();
     let model =
         Trainer::<Train>::init_model(&plan::net(&recipe, channels, data.dataset.num_classes), recipe.seed, &dev);
-    let objective = plan::objective::<Train>(&recipe).map_err(anyhow::Error::msg)?;
-    let mut trainer = Trainer::new(model, objective, plan::update_rule(&recipe), plan::train_settings(&recipe), dev);
+    let make = |model, dev| -> Result<Trainer<Train>> {
+        let objective = plan::objective::<Train>(&recipe).map_err(anyhow::Error::msg)?;
+        Ok(Trainer::new(model, objective, plan::update_rule(&recipe), plan::train_settings(&recipe), dev))
+    };
+    let mut trainer = make(model, dev)?;
+    crate::devices::check_recipe(&recipe, args.devices.count())?;
+    let mut group = match args.devices.count() {
+        1 => None,
+        n => Some(DataParallel::around(&trainer, n, args.devices.ascent(), |d| {
+            let model =
+                Trainer::<Train>::init_model(&plan::net(&recipe, channels, data.dataset.num_classes), recipe.seed, &d);
+            make(model, d)
+        })?),
+    };
+    let mut collective = Vec::with_capacity(args.steps);
+    let mut step = |trainer: &mut Trainer<Train>, batch: &crate::pipeline::Batch| -> Result<f64> {
+        match &mut group {
+            Some(g) => {
+                g.train_step(trainer, batch)?;
+                Ok(g.last_collective_s())
+            }
+            None => {
+                trainer.train_step(batch).map_err(anyhow::Error::msg)?;
+                Ok(0.0)
+            }
+        }
+    };
     let mut pipeline =
         Pipeline::new(data.train.clone(), data.norm.clone(), data.streams.clone(), &plan::pipeline_config(&recipe, 0))?;
     let mut with_pipeline = Vec::with_capacity(args.steps);
     for i in 0..args.warmup + args.steps {
         let t = Instant::now();
         let batch = pipeline.next_batch()?;
-        trainer.train_step(&batch).map_err(anyhow::Error::msg)?;
+        step(&mut trainer, &batch)?;
         if i >= args.warmup {
             with_pipeline.push(t.elapsed().as_secs_f64());
         }
@@ -69,9 +98,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let mut reused = Vec::with_capacity(args.steps);
     for i in 0..args.warmup + args.steps {
         let t = Instant::now();
-        trainer.train_step(&batch).map_err(anyhow::Error::msg)?;
+        let in_collectives = step(&mut trainer, &batch)?;
         if i >= args.warmup {
             reused.push(t.elapsed().as_secs_f64());
+            collective.push(in_collectives);
         }
     }
     let images: usize = batch.streams.iter().map(|s| s.views.iter().map(|v| v.shape[0]).sum::<usize>()).sum();
@@ -86,6 +116,16 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     )?;
     outln!("with_pipeline_step_ms_median={:.1}", median_ms(with_pipeline))?;
     let rss = peak_rss_mib().map_or("unknown".to_string(), |m| format!("{m:.0}"));
-    outln!("step_ms_median={:.1} peak_rss_mib={rss}", median_ms(reused))?;
+    let step_ms = median_ms(reused);
+    outln!("step_ms_median={step_ms:.1} peak_rss_mib={rss}")?;
+    if args.devices.count() > 1 {
+        // The lead's time inside collectives, waiting for the other peers included (docs/devices.md, "Cost").
+        let collective_ms = median_ms(collective);
+        outln!(
+            "devices={} collective_ms_median={collective_ms:.1} collective_share={:.3}",
+            args.devices.count(),
+            collective_ms / step_ms
+        )?;
+    }
     Ok(())
 }

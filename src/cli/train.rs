@@ -27,6 +27,38 @@ pub struct TrainArgs {
     /// No progress bar (logs still go to the run folder).
     #[arg(long)]
     pub quiet: bool,
+    #[command(flatten)]
+    /// How many devices, and whose ascent direction.
+    pub devices: DevicesArgs,
+}
+
+/// The data-parallel options of `train` and `bench` (docs/devices.md).
+#[derive(Debug, Clone, clap::Args)]
+pub struct DevicesArgs {
+    /// Split every step's global batch over N devices (peers), averaging every gradient: CUDA devices 0..N-1 on the
+    /// cuda build; on the CPU builds all N peers share the CPU.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub devices: u16,
+    /// With --devices N > 1: SAM, ASAM, IAM-S and Algorithm 1 take their ascent direction from each device's own
+    /// shard (m-sharpness with m = the per-device batch) instead of the global batch.
+    #[arg(long)]
+    pub per_device_ascent: bool,
+}
+
+impl DevicesArgs {
+    /// Number of peers.
+    pub fn count(&self) -> usize {
+        usize::from(self.devices)
+    }
+
+    /// The ascent the options ask for.
+    pub fn ascent(&self) -> crate::devices::Ascent {
+        if self.per_device_ascent {
+            crate::devices::Ascent::PerDevice
+        } else {
+            crate::devices::Ascent::Global
+        }
+    }
 }
 
 /// Runs `burnish train`: exit 0 when the run finished or reached `--stop-after`, 130/143 when SIGINT/SIGTERM
@@ -54,6 +86,8 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
         resume: args.resume.clone(),
         stop_after: args.stop_after,
         progress: !args.quiet,
+        devices: args.devices.count(),
+        ascent: args.devices.ascent(),
     };
     let s = run::train::<crate::backend::Train>(&r, &options, crate::backend::device())?;
     // Echoes of what the run folder already records: a closed stdout must not turn the run's outcome into an error.

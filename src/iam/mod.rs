@@ -62,7 +62,8 @@ where
     for _ in 0..cfg.steps {
         let perturbed = fresh_leaf_copy::<B, M>(model, &delta);
         let kl = kl_batchmean(p.clone(), log_q(&perturbed));
-        let grads = GradientsParams::from_grads(kl.backward(), &perturbed);
+        // On several devices the direction is the global batch's (docs/devices.md).
+        let grads = crate::devices::gradients(kl, &perturbed, crate::devices::Pass::Ascent);
         // Each step replaces δ rather than accumulating, as Algorithm 1 prescribes.
         delta = scale_to_radius::<B, M>(model, &grads, cfg.rho);
     }

@@ -36,6 +36,10 @@ pub struct RunOptions {
     pub stop_after: Option<u64>,
     /// Draw a progress bar.
     pub progress: bool,
+    /// Peers (devices) the global batch is split over; 0 and 1 both mean one (docs/devices.md).
+    pub devices: usize,
+    /// Whose ascent direction the perturbed rules use on several devices.
+    pub ascent: crate::devices::Ascent,
 }
 
 /// How an invocation of the loop ended (divergence is an error: [`Diverged`]).
@@ -132,6 +136,8 @@ pub const DIVERGED_EXIT_CODE: u8 = 4;
 /// Trains `recipe` on `device`; returns the summary also written to `summary.json`.
 pub fn train<B: TrainBackend>(recipe: &Recipe, options: &RunOptions, device: B::Device) -> Result<Summary> {
     let started = Instant::now();
+    // Before the run folder exists: a refused run leaves nothing behind.
+    crate::devices::check_recipe(recipe, options.devices.max(1))?;
     let resolved = recipe.to_toml();
     let folder = match &options.resume {
         Some(dir) => RunFolder::open(dir.clone())?,

@@ -12,6 +12,7 @@ use super::{
 };
 use crate::backend::TrainBackend;
 use crate::checkpoint::{Checkpoint, CheckpointError};
+use crate::devices::DataParallel;
 use crate::pipeline::Pipeline;
 use crate::plan::{self, DataPlan};
 use crate::probe::ProbeResult;
@@ -32,6 +33,8 @@ pub(super) struct Session<'a, B: TrainBackend> {
     resolved: &'a str,
     folder: RunFolder,
     trainer: Trainer<B>,
+    /// The other peers, on several devices: `trainer` is then the lead peer's (docs/devices.md).
+    group: Option<DataParallel<B>>,
     evaluator: Evaluator<'a, B>,
     pipeline: Pipeline,
     log: MetricsLog,
@@ -49,7 +52,10 @@ pub(super) struct Session<'a, B: TrainBackend> {
     started: Instant,
 }
 
-impl<'a, B: TrainBackend> Session<'a, B> {
+impl<'a, B: TrainBackend> Session<'a, B>
+where
+    Trainer<B>: Send + 'static,
+{
     /// Builds the trainer (from the folder's newest good checkpoint with `--resume`), the evaluations, the metrics
     /// files cut back to that checkpoint, the bar and the pipeline at the step the run continues from.
     pub(super) fn start(
@@ -61,14 +67,18 @@ impl<'a, B: TrainBackend> Session<'a, B> {
         device: B::Device,
         started: Instant,
     ) -> Result<Self> {
-        let mut trainer = trainer::<B>(recipe, data, device.clone())?;
+        let mut lead = trainer::<B>(recipe, data, device.clone())?;
         if options.resume.is_some() {
-            resume(&mut trainer, &folder, resolved)?;
+            resume(&mut lead, &folder, resolved)?;
         }
+        let group = match options.devices {
+            0 | 1 => None,
+            n => Some(DataParallel::around(&lead, n, options.ascent, |d| trainer::<B>(recipe, data, d))?),
+        };
         let evaluator = Evaluator::new(recipe, data, device)?;
-        let start = trainer.step();
+        let start = lead.step();
         let log = MetricsLog::open(&folder.dir, start, resolved)?;
-        let stages = trainer.objective.stage_names();
+        let stages = lead.objective.stage_names();
         let progress = Progress::new(options.progress, recipe.schedule.steps, start, &stages);
         let pipeline = Pipeline::new(
             data.train.clone(),
@@ -90,7 +100,8 @@ impl<'a, B: TrainBackend> Session<'a, B> {
             recipe,
             resolved,
             folder,
-            trainer,
+            trainer: lead,
+            group,
             evaluator,
             pipeline,
             log,
@@ -115,7 +126,10 @@ impl<'a, B: TrainBackend> Session<'a, B> {
         let batch = self.pipeline.next_batch()?;
         let data_wait_s = t0.elapsed().as_secs_f64();
         let images: usize = batch.streams.iter().map(|s| s.views.iter().map(|v| v.shape[0]).sum::<usize>()).sum();
-        let report = self.trainer.train_step(&batch).map_err(anyhow::Error::msg)?;
+        let report = match &mut self.group {
+            Some(group) => group.train_step(&mut self.trainer, &batch)?,
+            None => self.trainer.train_step(&batch).map_err(anyhow::Error::msg)?,
+        };
         let images_per_s = images as f64 / t0.elapsed().as_secs_f64();
         let dropped = report.nonfinite.is_some();
         self.in_a_row = if dropped { self.in_a_row + 1 } else { 0 };

@@ -159,6 +159,8 @@ impl Ggcr {
         let n = weak.dims()[0];
         // No confident image: both losses are 0 and so are their gradients, without running a pass.
         let confident = mask.clone().sum().into_data().convert::<f64>().to_vec::<f64>().map_or(0.0, |v| v[0]);
+        // Every peer must take the same branch: the passes below meet in collectives.
+        let confident = crate::devices::mean_value::<B::InnerBackend>(confident, &mask.device());
         if confident == 0.0 {
             return GgcrTerms { cosine: 1.0, gradient: None };
         }

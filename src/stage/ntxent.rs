@@ -155,9 +155,41 @@ impl<B: TrainBackend> Stage<B> for NtXent {
         let [a, b] = self.views.map(|k| {
             ctx.forward.projections(k).expect("the step forwards every listed view through a projection head")
         });
+        if crate::devices::current().is_some_and(|p| p.count > 1) {
+            return self.global_loss(a, b);
+        }
         let (logits, targets) = ntxent_logits(a, b, self.temperature);
-        // How often the partner is the most similar sample: SimCLR's contrastive top-1 accuracy.
-        let acc = logits.clone().detach().argmax(1).squeeze_dim::<1>(1).equal(targets.clone()).float().mean();
+        let acc = top1(&logits, &targets);
         StageOutput::new(cross_entropy(logits, targets, 0.0), vec![Metric { name: "acc", value: acc }])
+    }
+}
+
+/// How often the partner is the most similar sample: SimCLR's contrastive top-1 accuracy.
+fn top1<B: Backend>(logits: &Tensor<B, 2>, targets: &Tensor<B, 1, Int>) -> Tensor<B, 1> {
+    logits.clone().detach().argmax(1).squeeze_dim::<1>(1).equal(targets.clone()).float().mean()
+}
+
+impl NtXent {
+    /// NT-Xent with negatives from every peer's projections (docs/devices.md, "NT-Xent"): each peer computes the
+    /// global batch's loss L on the gathered projections, takes dL/dz for its own rows by a backward through the
+    /// loss alone, and returns a loss whose value is L and whose gradient flows N · dL/dz into its own rows, so that
+    /// the peers' averaged parameter gradient is the single-device one.
+    fn global_loss<B: TrainBackend>(&self, a: Tensor<B, 2>, b: Tensor<B, 2>) -> StageOutput<B> {
+        let peer = crate::devices::current().expect("called on a peer");
+        let n = a.dims()[0];
+        let all_a = Tensor::<B, 2>::from_inner(crate::devices::gather_rows(a.clone().detach().inner())).require_grad();
+        let all_b = Tensor::<B, 2>::from_inner(crate::devices::gather_rows(b.clone().detach().inner())).require_grad();
+        let (logits, targets) = ntxent_logits(all_a.clone(), all_b.clone(), self.temperature);
+        let acc = top1(&logits, &targets);
+        let global = cross_entropy(logits, targets, 0.0);
+        let grads = global.clone().backward();
+        let own = |all: &Tensor<B, 2>| {
+            let g = all.grad(&grads).expect("the loss reads every gathered row");
+            Tensor::<B, 2>::from_inner(g.narrow(0, peer.rank * n, n).mul_scalar(peer.count as f64))
+        };
+        let (da, db) = (own(&all_a), own(&all_b));
+        let routed = (a * da).sum() + (b * db).sum();
+        let loss = routed.clone() - routed.detach() + global.detach();
+        StageOutput::new(loss, vec![Metric { name: "acc", value: acc }])
     }
 }

@@ -126,6 +126,11 @@ impl<B: TrainBackend> Trainer<B> {
         }
     }
 
+    /// The device the trainer runs on.
+    pub fn device(&self) -> &B::Device {
+        &self.device
+    }
+
     /// Whether an EMA is kept.
     pub fn has_ema(&self) -> bool {
         self.ema.is_some()
@@ -143,8 +148,8 @@ impl<B: TrainBackend> Trainer<B> {
         let before = self.model.clone();
         self.objective.step = step;
         let out = self.rule.gradients(&self.model, &on_device, &self.objective, seed)?;
-        let mut metrics: Vec<(String, f64)> = out
-            .metrics
+        // On several devices every peer logs, and decides on non-finite steps from, the peers' mean.
+        let mut metrics: Vec<(String, f64)> = crate::devices::mean_metrics(out.metrics)
             .into_iter()
             .map(|(k, v)| (k, v.into_data().convert::<f64>().to_vec::<f64>().map(|v| v[0]).unwrap_or(f64::NAN)))
             .collect();
@@ -161,6 +166,8 @@ impl<B: TrainBackend> Trainer<B> {
             let snapshot = self.settings.skip_nonfinite.then(|| self.optim.snapshot());
             let model = self.model.clone();
             self.model = self.optim.step(lr, model, out.grads);
+            // Each peer's clean pass moved its statistics on its own shard; all peers keep their mean.
+            self.model = crate::devices::average_running_stats(self.model.clone());
             if !all_finite(&self.model) {
                 nonfinite = Some("the model state after the update (parameters and BatchNorm statistics)".into());
                 self.model = before;

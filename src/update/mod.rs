@@ -15,6 +15,7 @@ use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::Tensor;
 
 use crate::backend::TrainBackend;
+use crate::devices::{ascent_per_device, gradients, mean_gradients, Ascent, Pass, Peer};
 use crate::iam::{inconsistency_at, kl_batchmean, worst_case_delta, Inconsistency};
 use crate::model::{BnMode, Net};
 use crate::objective::Objective;
@@ -107,9 +108,16 @@ impl UpdateRule {
         if chunks == 1 {
             return self.single(model, batch, objective, seed);
         }
+        // m-sharpness: each chunk's ε is its own, on every device (docs/devices.md); the applied gradients are
+        // still averaged over the peers.
+        let _local =
+            crate::devices::current().map(|p| crate::devices::enter(Some(Peer { ascent: Ascent::PerDevice, ..p })));
         let mut outputs = Vec::with_capacity(chunks);
         for (i, part) in batch.chunks(chunks).iter().enumerate() {
-            outputs.push(self.single(model, part, objective, derive_seed(&[seed, i as u64]))?);
+            // Chunks are numbered across the global batch, so chunk i of peer r draws what chunk r·chunks + i draws on
+            // one device.
+            let global = crate::devices::current().map_or(0, |p| p.rank * chunks) + i;
+            outputs.push(self.single(model, part, objective, derive_seed(&[seed, global as u64]))?);
         }
         Ok(average(model, outputs))
     }
@@ -132,36 +140,38 @@ impl UpdateRule {
         };
         let (grads, epsilon) = match &self.rule {
             Rule::Plain => {
-                let mut grads = GradientsParams::from_grads(clean.total.clone().backward(), model);
+                let mut grads = gradients(clean.total.clone(), model, Pass::Objective);
                 if let Some(own) = &clean.gradient {
                     grads = crate::params::add(model, &grads, own);
                 }
                 return Ok(RuleOutput { grads, metrics: clean.metrics, perturbations: Vec::new() });
             }
             Rule::Sam { loss: PerturbedLoss::All, .. } | Rule::Asam { loss: PerturbedLoss::All, .. } => {
-                let g = GradientsParams::from_grads(clean.total.clone().backward(), model);
+                let g = gradients(clean.total.clone(), model, Pass::Ascent);
                 let epsilon = perturb(&g);
                 let perturbed = fresh_leaf_copy(model, &epsilon);
                 // Stage targets (pseudo-labels, mask) come from θ and are held at θ + ε (docs/rules.md).
                 let at_eps = objective.evaluate(&perturbed, batch, BnMode::TrainNoStats, seed, Some(&clean))?;
-                (GradientsParams::from_grads(at_eps.total.backward(), &perturbed), epsilon)
+                (gradients(at_eps.total, &perturbed, Pass::Objective), epsilon)
             }
             Rule::Sam { loss: PerturbedLoss::Labeled, .. } | Rule::Asam { loss: PerturbedLoss::Labeled, .. } => {
                 let labeled = objective.labeled();
                 if labeled.is_empty() {
                     return Err(StepError::NoLabeledStage);
                 }
-                let g_all = GradientsParams::from_grads(clean.total.clone().backward(), model);
+                let g_all = gradients(clean.total.clone(), model, Pass::Objective);
                 // The labelled loss on the labelled views alone, at θ and at θ + ε, so that BatchNorm normalises
                 // the same images in both and the correction vanishes as ρ → 0.
                 let at_theta =
                     objective.evaluate_stages(&labeled, model, batch, BnMode::TrainNoStats, seed, Some(&clean))?;
-                let g_lab = GradientsParams::from_grads(at_theta.total.backward(), model);
+                let g_lab = gradients(at_theta.total, model, Pass::Ascent);
                 let epsilon = perturb(&g_lab);
+                // The applied gradient subtracts the peers' mean g_lab, also when ε came from this peer's own.
+                let g_lab = if ascent_per_device() { mean_gradients(model, g_lab, Pass::Objective) } else { g_lab };
                 let perturbed = fresh_leaf_copy(model, &epsilon);
                 let at_eps =
                     objective.evaluate_stages(&labeled, &perturbed, batch, BnMode::TrainNoStats, seed, Some(&clean))?;
-                let g_lab_eps = GradientsParams::from_grads(at_eps.total.backward(), &perturbed);
+                let g_lab_eps = gradients(at_eps.total, &perturbed, Pass::Objective);
                 (swap_term(model, &g_all, &g_lab, &g_lab_eps), epsilon)
             }
             Rule::IamS { inconsistency, views } => {
@@ -184,7 +194,7 @@ impl UpdateRule {
                 } else {
                     inconsistency_at(model, p, &delta, log_q)
                 };
-                let grads = GradientsParams::from_grads(at_eps.total.backward(), &perturbed);
+                let grads = gradients(at_eps.total, &perturbed, Pass::Objective);
                 let mut metrics = clean.metrics;
                 metrics.push(("s_rho".into(), s_rho));
                 return Ok(RuleOutput { grads, metrics, perturbations: vec![delta] });
