@@ -556,3 +556,44 @@ fn a_run_killed_on_two_devices_resumes_on_one_as_the_math_says() {
         .collect();
     assert_eq!(steps, (1..=20).collect::<Vec<_>>());
 }
+
+#[test]
+fn sigterm_stops_every_peer_with_one_checkpoint_and_divergence_stops_them_all() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let cwd = tmp.path();
+    std::fs::write(cwd.join("r.toml"), common::TINY_RECIPE).expect("write recipe");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_burnish"))
+        .args(["train", "r.toml", "--quiet", "--runs-dir", "runs", "--devices", "2"])
+        .current_dir(cwd)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let started = std::time::Instant::now();
+    let dir = loop {
+        let run = std::fs::read_dir(cwd.join("runs")).ok().and_then(|mut d| d.next()).and_then(|e| e.ok());
+        if let Some(r) = run.filter(|r| r.path().join("checkpoints/step-000000005.ckpt").exists()) {
+            break r.path();
+        }
+        assert!(started.elapsed() < Duration::from_secs(300), "no checkpoint appeared");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let status = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("exits");
+    assert_eq!(out.status.code(), Some(143), "{}", text(&out));
+    let s = common::summary(&dir);
+    assert_eq!(s["signal"], "SIGTERM");
+    let steps = s["steps"].as_u64().expect("steps");
+    assert!(dir.join(format!("checkpoints/step-{steps:09}.ckpt")).exists(), "a checkpoint at the stop");
+    let resumed = burnish(&["train", "r.toml", "--quiet", "--resume", &dir.to_string_lossy()], cwd);
+    assert!(resumed.status.success(), "{}", text(&resumed));
+
+    // Every peer sees the same (averaged) non-finite loss: the run stops as one device's does, with its exit code.
+    let out = burnish(
+        &["train", "r.toml", "--quiet", "--runs-dir", "diverged", "--devices", "2", "--set", "optimizer.lr=1e8"],
+        cwd,
+    );
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(text(&out).contains("training diverged at step "), "{}", text(&out));
+}
