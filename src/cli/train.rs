@@ -81,6 +81,9 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
         None => args.recipe.load()?,
     };
     run::signal::install()?;
+    if !args.quiet {
+        eprintln!("training on {}", crate::backend::describe());
+    }
     let options = RunOptions {
         runs_dir: args.runs_dir.clone(),
         resume: args.resume.clone(),

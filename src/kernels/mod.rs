@@ -171,6 +171,9 @@ impl Kernels for burn::backend::Cuda {}
 #[cfg(feature = "ndarray")]
 impl Kernels for burn::backend::NdArray {}
 
+#[cfg(feature = "wgpu")]
+impl Kernels for burn::backend::Vulkan {}
+
 /// A training-mode BatchNorm + activation and the batch statistics it normalised with.
 #[derive(Debug, Clone)]
 pub struct BatchNormAct<B: Backend, const D: usize> {
