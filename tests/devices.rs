@@ -12,7 +12,7 @@ mod common;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
+use burn::module::AutodiffModule;
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{Tensor, TensorData};
 use burnish::devices::{self, check_recipe, run_peers, shard_batch, Ascent, DataParallel};
@@ -20,14 +20,14 @@ use burnish::iam::{kl_batchmean, worst_case_delta, Inconsistency};
 use burnish::model::{BnMode, Net};
 use burnish::objective::Objective;
 use burnish::params::{fresh_leaf_copy, gaussian, num_trainable};
-use burnish::pipeline::{Batch, Pipeline};
+use burnish::pipeline::Batch;
 use burnish::plan;
 use burnish::recipe::Recipe;
 use burnish::seed::rng_for;
 use burnish::stage::{Stage, StageContext, StageOutput, Weighted};
 use burnish::step::ViewKey;
-use burnish::train::Trainer;
 use common::fd::AD;
+use common::state::{batches, max_abs_diff, mirrored, params, running_stats, trainer};
 use common::{burnish, run_dir, text};
 
 type Dev = burn::tensor::Device<AD>;
@@ -104,71 +104,6 @@ fn kinds() -> Vec<Recipe> {
     ]
 }
 
-fn trainer(r: &Recipe, device: &Dev) -> Trainer<AD> {
-    let data = plan::data(r).expect("synthetic data");
-    let (channels, _, _) = data.dataset.shape();
-    let model = Trainer::<AD>::init_model(&plan::net(r, channels, data.dataset.num_classes), r.seed, device);
-    let objective = plan::objective::<AD>(r).expect("stages build");
-    Trainer::new(model, objective, plan::update_rule(r), plan::train_settings(r), *device)
-}
-
-fn batches(r: &Recipe, count: usize) -> Vec<Batch> {
-    let data = plan::data(r).expect("synthetic data");
-    let mut p =
-        Pipeline::new(data.train.clone(), data.norm.clone(), data.streams.clone(), &plan::pipeline_config(r, 0))
-            .expect("pipeline");
-    (0..count).map(|_| p.next_batch().expect("batch")).collect()
-}
-
-/// `batch` with every stream's second half replaced by its first half's images, and the labelled stream's second
-/// half relabelled (class + 1): the two shards of N = 2 normalise the same statistics as the whole batch.
-fn mirrored(batch: &Batch, classes: i64) -> Batch {
-    let mut b = batch.clone();
-    for s in &mut b.streams {
-        let half = s.indices.len() / 2;
-        for v in &mut s.views {
-            let row = v.data.len() / v.shape[0];
-            let (first, second) = v.data.split_at_mut(half * row);
-            second.copy_from_slice(first);
-        }
-        if s.stream == burnish::step::Stream::Labeled {
-            for i in 0..half {
-                s.labels[half + i] = (s.labels[i] + 1) % classes;
-            }
-        }
-    }
-    b
-}
-
-/// The model's trainable parameters, in visit order.
-fn params<B: burn::tensor::backend::Backend, M: Module<B>>(m: &M) -> Vec<f64> {
-    floats(m, true)
-}
-
-/// The model's running statistics (its floats that are not trained), in visit order.
-fn running_stats<B: burn::tensor::backend::Backend, M: Module<B>>(m: &M) -> Vec<f64> {
-    floats(m, false)
-}
-
-fn floats<B: burn::tensor::backend::Backend, M: Module<B>>(m: &M, trained: bool) -> Vec<f64> {
-    struct Floats(Vec<f64>, bool);
-    impl<B: burn::tensor::backend::Backend> ModuleVisitor<B> for Floats {
-        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<B, D>>) {
-            if p.is_require_grad() == self.1 {
-                self.0.extend(p.val().into_data().convert::<f64>().to_vec::<f64>().expect("f64"));
-            }
-        }
-    }
-    let mut f = Floats(Vec::new(), trained);
-    m.visit(&mut f);
-    f.0
-}
-
-fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
-}
-
 fn metric(report: &burnish::train::StepReport, name: &str) -> f64 {
     report.metrics.iter().find(|(k, _)| k == name).unwrap_or_else(|| panic!("no metric {name}")).1
 }
@@ -195,14 +130,14 @@ fn two_devices_train_like_one_for_every_rule_and_recipe_kind() {
     for r in kinds().into_iter().filter(|r| r.name != "iam-s") {
         let classes = plan::data(&r).expect("data").dataset.num_classes as i64;
         let steps: Vec<Batch> = batches(&r, 3).iter().map(|b| mirrored(b, classes)).collect();
-        let mut one = trainer(&r, &device);
+        let mut one = trainer::<AD>(&r, &device);
         let start = params(&one.model);
         for b in &steps {
             one.train_step(b).expect("step");
         }
 
-        let mut lead = trainer(&r, &device);
-        let mut group = DataParallel::around(&lead, 2, Ascent::Global, |d| Ok(trainer(&r, &d))).expect("a group");
+        let mut lead = trainer::<AD>(&r, &device);
+        let mut group = DataParallel::around(&lead, 2, Ascent::Global, |d| Ok(trainer::<AD>(&r, &d))).expect("a group");
         for b in &steps {
             group.train_step(&mut lead, b).expect("step");
         }
@@ -227,12 +162,13 @@ fn each_step_on_two_devices_is_the_step_on_one_from_the_same_state() {
     let device = Dev::default();
     for r in kinds() {
         let classes = plan::data(&r).expect("data").dataset.num_classes as i64;
-        let mut reference = trainer(&r, &device);
+        let mut reference = trainer::<AD>(&r, &device);
         for (i, b) in batches(&r, 3).iter().map(|b| mirrored(b, classes)).enumerate() {
             let state = reference.checkpoint("").expect("a state");
-            let mut lead = trainer(&r, &device);
+            let mut lead = trainer::<AD>(&r, &device);
             lead.restore(&state).expect("restores");
-            let mut group = DataParallel::around(&lead, 2, Ascent::Global, |d| Ok(trainer(&r, &d))).expect("a group");
+            let mut group =
+                DataParallel::around(&lead, 2, Ascent::Global, |d| Ok(trainer::<AD>(&r, &d))).expect("a group");
             let two = group.train_step(&mut lead, &b).expect("step");
             drop(group);
             let before = params(&reference.model);
@@ -268,13 +204,13 @@ fn per_device_ascent_is_one_device_m_sharpness_with_m_the_shard() {
     let chunked = recipe("sam", LABELED_DATA, &format!("{sam}m = 4\n"));
     assert_eq!(plan::update_rule(&chunked).m, Some(4), "the reference uses m-sharpness over the two halves");
     let steps = batches(&r, 3);
-    let mut one = trainer(&chunked, &device);
+    let mut one = trainer::<AD>(&chunked, &device);
     let start = params(&one.model);
     for b in &steps {
         one.train_step(b).expect("step");
     }
-    let mut lead = trainer(&r, &device);
-    let mut group = DataParallel::around(&lead, 2, Ascent::PerDevice, |d| Ok(trainer(&r, &d))).expect("a group");
+    let mut lead = trainer::<AD>(&r, &device);
+    let mut group = DataParallel::around(&lead, 2, Ascent::PerDevice, |d| Ok(trainer::<AD>(&r, &d))).expect("a group");
     for b in &steps {
         group.train_step(&mut lead, b).expect("step");
     }
@@ -297,7 +233,7 @@ fn images(n: usize, seed: u64) -> Tensor<AD, 4> {
 
 fn small_net() -> Net<AD> {
     let r = recipe("net", LABELED_DATA, "[[stage]]\nkind = \"supervised\"\n");
-    trainer(&r, &Dev::default()).model
+    trainer::<AD>(&r, &Dev::default()).model
 }
 
 #[test]
@@ -376,8 +312,8 @@ fn iam_d_vanishes_as_rho_goes_to_zero_on_two_devices() {
         FIXMATCH_DATA,
         "[[stage]]\nkind = \"supervised\"\n[[stage]]\nkind = \"fixmatch\"\n[[stage]]\nkind = \"iam-d\"\nrho = 1e-9\nsigma = 1e-12\n",
     );
-    let mut lead = trainer(&r, &device);
-    let mut group = DataParallel::around(&lead, 2, Ascent::Global, |d| Ok(trainer(&r, &d))).expect("a group");
+    let mut lead = trainer::<AD>(&r, &device);
+    let mut group = DataParallel::around(&lead, 2, Ascent::Global, |d| Ok(trainer::<AD>(&r, &d))).expect("a group");
     for b in batches(&r, 2) {
         let report = group.train_step(&mut lead, &b).expect("step");
         let kl = metric(&report, "iam-d/s_rho");
@@ -415,7 +351,7 @@ fn a_failing_peer_stops_the_step_with_its_error_and_no_hang() {
     std::thread::spawn(move || {
         let device = Dev::default();
         let make = |d: &Dev| {
-            let mut t = trainer(&r, d);
+            let mut t = trainer::<AD>(&r, d);
             t.objective = Objective::new(vec![Weighted::new(1.0, Box::new(FailsOnPeer1) as Box<dyn Stage<AD>>)]);
             t
         };
@@ -425,8 +361,8 @@ fn a_failing_peer_stops_the_step_with_its_error_and_no_hang() {
         let second = group.train_step(&mut lead, &batch).map(|_| ()).map_err(|e| e.to_string());
         drop(group);
         // A later group in the same process still forms and steps.
-        let mut lead = trainer(&r, &device);
-        let mut group = DataParallel::around(&lead, 2, Ascent::Global, |d| Ok(trainer(&r, &d))).expect("a group");
+        let mut lead = trainer::<AD>(&r, &device);
+        let mut group = DataParallel::around(&lead, 2, Ascent::Global, |d| Ok(trainer::<AD>(&r, &d))).expect("a group");
         let after = group.train_step(&mut lead, &batch).map(|_| ()).map_err(|e| e.to_string());
         let _ = tx.send((first, second, after));
     });

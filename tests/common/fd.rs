@@ -9,7 +9,7 @@ use std::sync::Once;
 use burn::backend::{Autodiff, Flex};
 use burn::module::{AutodiffModule, Module, ModuleMapper, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
-use burn::tensor::backend::Backend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{FloatDType, Tensor, TensorData};
 use rand::SeedableRng;
 
@@ -77,11 +77,16 @@ pub fn flatten<B: Backend, M: Module<B>>(m: &M) -> Vec<f64> {
 
 /// A vector (gradient or perturbation) over the trainable parameters, flattened in the model's visit order.
 pub fn flatten_vector<M: AutodiffModule<AD>>(m: &M, v: &GradientsParams) -> Vec<f64> {
+    flatten_vector_on::<AD, M>(m, v)
+}
+
+/// [`flatten_vector`] on any autodiff backend.
+pub fn flatten_vector_on<B: AutodiffBackend, M: AutodiffModule<B>>(m: &M, v: &GradientsParams) -> Vec<f64> {
     struct Flat<'a>(&'a GradientsParams, Vec<f64>);
-    impl ModuleVisitor<AD> for Flat<'_> {
-        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<AD, D>>) {
+    impl<B: AutodiffBackend> ModuleVisitor<B> for Flat<'_> {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<B, D>>) {
             if p.is_require_grad() {
-                let t = self.0.get::<Flex, D>(p.id).expect("every trainable parameter has an entry");
+                let t = self.0.get::<B::InnerBackend, D>(p.id).expect("every trainable parameter has an entry");
                 self.1.extend(to_vec(t));
             }
         }
@@ -93,9 +98,14 @@ pub fn flatten_vector<M: AutodiffModule<AD>>(m: &M, v: &GradientsParams) -> Vec<
 
 /// The model with its trainable parameters replaced by `values` (same order as [`flatten`]), as fresh leaves.
 pub fn with_params<M: Module<AD>>(m: &M, values: &[f64]) -> M {
+    with_params_on::<AD, M>(m, values)
+}
+
+/// [`with_params`] on any autodiff backend, in the parameters' own float type.
+pub fn with_params_on<B: AutodiffBackend, M: Module<B>>(m: &M, values: &[f64]) -> M {
     struct Set<'a>(&'a [f64]);
-    impl ModuleMapper<AD> for Set<'_> {
-        fn map_float<const D: usize>(&mut self, p: Param<Tensor<AD, D>>) -> Param<Tensor<AD, D>> {
+    impl<B: AutodiffBackend> ModuleMapper<B> for Set<'_> {
+        fn map_float<const D: usize>(&mut self, p: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
             let (id, t, mapper) = p.consume();
             if !t.is_require_grad() {
                 return Param::from_mapped_value(id, t, mapper);
@@ -104,7 +114,8 @@ pub fn with_params<M: Module<AD>>(m: &M, values: &[f64]) -> M {
             let n = shape.num_elements();
             let (head, rest) = self.0.split_at(n);
             self.0 = rest;
-            let v = Tensor::from_data(TensorData::new(head.to_vec(), shape), &t.device()).require_grad();
+            let data = TensorData::new(head.to_vec(), shape).convert_dtype(t.dtype());
+            let v = Tensor::from_data(data, &t.device()).require_grad();
             Param::from_mapped_value(id, v, mapper)
         }
     }

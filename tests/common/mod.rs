@@ -3,6 +3,7 @@
 pub mod fd;
 pub mod hessian;
 pub mod measures;
+pub mod state;
 
 use burnish::model::{BnMode, Net};
 use burnish::objective::{Evaluation, Objective};

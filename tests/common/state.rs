@@ -1,0 +1,79 @@
+//! Trainers built from a recipe on any backend, their batches, and their weights as plain numbers: what the tests
+//! that compare two trainings (two backends, one device and several) share.
+#![allow(dead_code)]
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::Tensor;
+use burnish::backend::TrainBackend;
+use burnish::pipeline::{Batch, Pipeline};
+use burnish::plan;
+use burnish::recipe::Recipe;
+use burnish::train::Trainer;
+
+/// The trainer `burnish train` builds for `r` on `device`, with the recipe's seeded model.
+pub fn trainer<B: TrainBackend>(r: &Recipe, device: &B::Device) -> Trainer<B> {
+    let data = plan::data(r).expect("synthetic data");
+    let (channels, _, _) = data.dataset.shape();
+    let model = Trainer::<B>::init_model(&plan::net(r, channels, data.dataset.num_classes), r.seed, device);
+    let objective = plan::objective::<B>(r).expect("stages build");
+    Trainer::new(model, objective, plan::update_rule(r), plan::train_settings(r), device.clone())
+}
+
+/// The first `count` global batches of `r`'s pipeline.
+pub fn batches(r: &Recipe, count: usize) -> Vec<Batch> {
+    let data = plan::data(r).expect("synthetic data");
+    let mut p =
+        Pipeline::new(data.train.clone(), data.norm.clone(), data.streams.clone(), &plan::pipeline_config(r, 0))
+            .expect("pipeline");
+    (0..count).map(|_| p.next_batch().expect("batch")).collect()
+}
+
+/// `batch` with every stream's second half replaced by its first half's images, and the labelled stream's second
+/// half relabelled (class + 1): the two shards of N = 2 normalise the same statistics as the whole batch.
+pub fn mirrored(batch: &Batch, classes: i64) -> Batch {
+    let mut b = batch.clone();
+    for s in &mut b.streams {
+        let half = s.indices.len() / 2;
+        for v in &mut s.views {
+            let row = v.data.len() / v.shape[0];
+            let (first, second) = v.data.split_at_mut(half * row);
+            second.copy_from_slice(first);
+        }
+        if s.stream == burnish::step::Stream::Labeled {
+            for i in 0..half {
+                s.labels[half + i] = (s.labels[i] + 1) % classes;
+            }
+        }
+    }
+    b
+}
+
+/// The model's trainable parameters, in visit order.
+pub fn params<B: burn::tensor::backend::Backend, M: Module<B>>(m: &M) -> Vec<f64> {
+    floats(m, true)
+}
+
+/// The model's running statistics (its floats that are not trained), in visit order.
+pub fn running_stats<B: burn::tensor::backend::Backend, M: Module<B>>(m: &M) -> Vec<f64> {
+    floats(m, false)
+}
+
+fn floats<B: burn::tensor::backend::Backend, M: Module<B>>(m: &M, trained: bool) -> Vec<f64> {
+    struct Floats(Vec<f64>, bool);
+    impl<B: burn::tensor::backend::Backend> ModuleVisitor<B> for Floats {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<B, D>>) {
+            if p.is_require_grad() == self.1 {
+                self.0.extend(p.val().into_data().convert::<f64>().to_vec::<f64>().expect("f64"));
+            }
+        }
+    }
+    let mut f = Floats(Vec::new(), trained);
+    m.visit(&mut f);
+    f.0
+}
+
+/// The largest absolute difference between two equally long vectors.
+pub fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+}
