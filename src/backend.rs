@@ -3,16 +3,19 @@
 
 #[cfg(feature = "cuda")]
 mod chosen {
-    /// The tensor backend.
-    pub type Inner = burn::backend::Cuda;
+    /// The tensor backend: burn-cuda's (`burn::backend::Cuda`) without burn-fusion, whose 0.21 stream registry breaks
+    /// when tensors cross threads as `--devices` peers' do (docs/burn.md, "The wgpu backend").
+    pub type Inner = burn_cubecl::CubeBackend<cubecl::cuda::CudaRuntime, f32, i32, u8>;
     /// Its name, for reports.
     pub const NAME: &str = "cuda";
 }
 
 #[cfg(all(feature = "wgpu", not(feature = "cuda")))]
 mod chosen {
-    /// The tensor backend.
-    pub type Inner = burn::backend::Vulkan;
+    /// The tensor backend: Burn's wgpu backend with Vulkan's SPIR-V kernels (`burn::backend::Vulkan`) without
+    /// burn-fusion, whose 0.21 stream registry breaks when tensors cross threads as `--devices` peers' do
+    /// (docs/burn.md, "The wgpu backend").
+    pub type Inner = burn::backend::wgpu::CubeBackend<burn::backend::wgpu::WgpuRuntime, f32, i32, u8>;
     /// Its name, for reports.
     pub const NAME: &str = "wgpu";
 }

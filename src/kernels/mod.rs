@@ -166,13 +166,14 @@ pub trait Kernels: Backend {
 }
 
 #[cfg(feature = "cuda")]
-impl Kernels for burn::backend::Cuda {}
+impl Kernels for crate::backend::Inner {}
 
 #[cfg(feature = "ndarray")]
 impl Kernels for burn::backend::NdArray {}
 
-#[cfg(feature = "wgpu")]
-impl Kernels for burn::backend::Vulkan {}
+// The GPU builds' backends (`CubeBackend`s named in src/backend.rs; cuda takes precedence over wgpu).
+#[cfg(all(feature = "wgpu", not(feature = "cuda")))]
+impl Kernels for crate::backend::Inner {}
 
 /// A training-mode BatchNorm + activation and the batch statistics it normalised with.
 #[derive(Debug, Clone)]
