@@ -59,6 +59,18 @@ kind = "supervised"
 steps = 10
 "#;
 
+/// [`SUPERVISED`] with FixMatch's unlabelled weak and strong views (μ = 2) and `stages` after its supervised stage.
+fn fixmatch(stages: &str) -> String {
+    SUPERVISED.replace(
+        "labeled_views = [\"weak\"]",
+        "labeled_views = [\"weak\"]\nmu = 2\nunlabeled_views = [\"weak\", \"strong\"]",
+    ) + stages
+}
+
+/// FixMatch + IAM-D's stages after the supervised one: the recipe kind whose step has the most gradient passes.
+const FIXMATCH_IAM_D: &str =
+    "[[stage]]\nkind = \"fixmatch\"\nthreshold = 0.3\n[[stage]]\nkind = \"iam-d\"\nrho = 0.05\nsigma = 0.05\n";
+
 /// `(objective, model, batch)` of a recipe's first step on the build's backend.
 fn first_step(r: &Recipe) -> (Objective<Train>, Net<Train>, StepBatch<Train>) {
     let t = trainer::<Train>(r, &device());
@@ -117,14 +129,7 @@ fn iam_d_vanishes_as_rho_goes_to_zero_in_every_recipe_shape() {
     let iam = "[[stage]]\nkind = \"iam-d\"\nrho = 1e-9\nsigma = 1e-12\n";
     let shapes = [
         ("supervised", format!("{SUPERVISED}{iam}")),
-        (
-            "fixmatch",
-            SUPERVISED.replace(
-                "labeled_views = [\"weak\"]",
-                "labeled_views = [\"weak\"]\nmu = 2\nunlabeled_views = [\"weak\", \"strong\"]",
-            ) + "[[stage]]\nkind = \"fixmatch\"\n"
-                + iam,
-        ),
+        ("fixmatch", fixmatch(&format!("[[stage]]\nkind = \"fixmatch\"\n{iam}"))),
         (
             "simclr",
             SUPERVISED
@@ -245,11 +250,7 @@ fn flex_and_the_build_agree_over_seeded_steps() {
     // amplify those differences (a ReLU or max-pool input near its switching point can go either way), so three steps
     // in a row drift further (1.8e-4 measured) and get a looser bound (docs/burn.md, "The wgpu backend"). On the flex build the two
     // are one backend and must agree exactly.
-    let text = SUPERVISED.replace(
-        "labeled_views = [\"weak\"]",
-        "labeled_views = [\"weak\"]\nmu = 2\nunlabeled_views = [\"weak\", \"strong\"]",
-    )
-        + "[[stage]]\nkind = \"fixmatch\"\nthreshold = 0.3\n[[stage]]\nkind = \"iam-d\"\nrho = 0.05\nsigma = 0.05\n";
+    let text = fixmatch(FIXMATCH_IAM_D);
     let r = small(&text, "agreement");
     let steps = batches(&r, 3);
     let mut flex = trainer::<burn::backend::Autodiff<burn::backend::Flex>>(&r, &Default::default());
@@ -310,11 +311,7 @@ fn two_peers_on_the_backend_take_the_step_of_one() {
     // backend's tensors, FixMatch + IAM-D's gradient passes and the averaged running statistics. With
     // mirrored shards both peers normalise the global batch's statistics, so one step of the pair is the step of one
     // device up to summation order (tests/devices.rs has the full set on flex).
-    let text = SUPERVISED.replace(
-        "labeled_views = [\"weak\"]",
-        "labeled_views = [\"weak\"]\nmu = 2\nunlabeled_views = [\"weak\", \"strong\"]",
-    )
-        + "[[stage]]\nkind = \"fixmatch\"\nthreshold = 0.3\n[[stage]]\nkind = \"iam-d\"\nrho = 0.05\nsigma = 0.05\n";
+    let text = fixmatch(FIXMATCH_IAM_D);
     let r = small(&text, "two peers");
     let classes = plan::data(&r).expect("data").dataset.num_classes as i64;
     let batch = mirrored(&batches(&r, 1)[0], classes);
