@@ -25,10 +25,16 @@ struct Mlp<B: Backend> {
 }
 
 impl<B: Backend> Mlp<B> {
-    fn new(dims: &[usize], device: &B::Device) -> Self {
-        let l1 = LinearConfig::new(dims[0], dims[1]).init(device);
-        let l2 = dims.get(2).map(|&d| LinearConfig::new(dims[1], d).init(device));
-        Self { l1, l2 }
+    /// Weights drawn from the backend's generator seeded with `seed` under burnish's init lock: the tests of this
+    /// binary run on parallel threads that share that one generator, so unseeded draws would depend on their order.
+    fn new(dims: &[usize], seed: u64, device: &B::Device) -> Self {
+        burnish::train::seeded_init::<B, _>(seed, device, || {
+            let l1 = LinearConfig::new(dims[0], dims[1]).init(device);
+            let l2 = dims.get(2).map(|&d| LinearConfig::new(dims[1], d).init(device));
+            let m = Self { l1, l2 };
+            burnish::train::force_init::<B, _>(&m);
+            m
+        })
     }
 
     fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
@@ -51,7 +57,7 @@ struct IamDProblem {
 impl IamDProblem {
     fn new() -> Self {
         let dev = device();
-        let model = Mlp::<AD>::new(&[3, 5, 4], &dev);
+        let model = Mlp::<AD>::new(&[3, 5, 4], 1, &dev);
         let x = tensor2(6, 3, 1, 1.0);
         let y = Tensor::from_data(TensorData::new(vec![0i64, 1, 2, 3, 1, 0], [6]), &dev);
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
@@ -115,7 +121,7 @@ fn iam_d_gradient_flows_through_both_branches() {
 /// Gradient of `L = CE(f(x; θ), y)` for SAM/ASAM tests.
 fn ce_problem() -> (Mlp<AD>, GradientsParams) {
     let dev = device();
-    let model = Mlp::<AD>::new(&[3, 5, 4], &dev);
+    let model = Mlp::<AD>::new(&[3, 5, 4], 2, &dev);
     let x = tensor2(6, 3, 11, 1.0);
     let y = Tensor::from_data(TensorData::new(vec![3i64, 1, 2, 0, 1, 0], [6]), &dev);
     let loss = burnish::stage::cross_entropy(model.forward(x), y, 0.0);
@@ -209,7 +215,7 @@ fn top_eigen(f: &[Vec<f64>]) -> (f64, Vec<f64>) {
 #[test]
 fn algorithm_1_finds_the_top_fisher_direction() {
     let dev = device();
-    let model = Mlp::<AD>::new(&[4, 3], &dev);
+    let model = Mlp::<AD>::new(&[4, 3], 3, &dev);
     let x = tensor2(16, 4, 5, 1.0);
     let (f, n) = fisher(&model, &x);
     let (lambda, top) = top_eigen(&f);
