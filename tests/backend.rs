@@ -233,11 +233,23 @@ fn a_checkpoint_written_on_the_backend_resumes_on_it() {
     let mut resumed = trainer::<Train>(&r, &device());
     resumed.load(&path).expect("read back");
     assert_eq!(resumed.step(), 2);
+    assert_eq!(params(&resumed.model), params(&first.model), "the checkpoint reads back bit for bit");
+    assert_eq!(params(&resumed.eval_model()), params(&first.eval_model()), "the EMA reads back bit for bit");
     for b in &steps[2..] {
         resumed.train_step(b).expect("step");
     }
-    assert_eq!(params(&resumed.model), params(&through.model), "resumed training differs from training through");
-    assert_eq!(params(&resumed.eval_model()), params(&through.eval_model()), "the EMA differs after resuming");
+    // flex's kernels are fixed, so resuming is exact there. CubeCL autotunes its kernels at run time and may pick
+    // another variant (another summation order) for the same op later in a process, so on wgpu or CUDA two runs of
+    // the same steps agree to rounding, amplified over the steps as in the agreement test (docs/burn.md).
+    let (model, ema) = (
+        max_abs_diff(&params(&resumed.model), &params(&through.model)),
+        max_abs_diff(&params(&resumed.eval_model()), &params(&through.eval_model())),
+    );
+    if burnish::backend::NAME == "flex" {
+        assert_eq!((model, ema), (0.0, 0.0), "resumed training differs from training through");
+    } else {
+        assert!(model < 1e-3 && ema < 1e-3, "resumed training is {model} (EMA {ema}) away from training through");
+    }
 }
 
 #[test]
