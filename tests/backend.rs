@@ -1,8 +1,9 @@
 //! The named subset of the suite that runs on the build's own backend (`burnish::backend::Train`): flex by default,
 //! Burn's wgpu backend with `--features wgpu` (on Mesa's software Vulkan where no GPU is present), CUDA on a GPU
 //! (bench/gpu_check.sh). The rest of the suite pins flex; these tests are what the GPU builds share with it, the generic
-//! path every non-flex backend takes: Burn's own BatchNorm and convolution backward instead of src/kernels, device
-//! transfers, reductions, checkpoints from device memory (docs/burn.md, "The wgpu backend").
+//! path every non-flex backend takes: the portable bodies of src/kernels (reference.rs: BatchNorm and its backward)
+//! and Burn's convolution instead of flex's kernels, device transfers, reductions, checkpoints from device memory
+//! (docs/burn.md, "The wgpu backend").
 //!
 //! Every check is in f32, the GPUs' precision, with tolerances stated where they are set.
 
@@ -22,7 +23,8 @@ use burnish::plan;
 use burnish::recipe::Recipe;
 use burnish::step::StepBatch;
 use burnish::train::Trainer;
-use common::state::{batches, max_abs_diff, mirrored, params, trainer};
+use common::fd::flatten;
+use common::state::{batches, max_abs_diff, mirrored, trainer};
 
 /// A shipped or inline recipe cut down to seconds a step on a software GPU: synthetic 32×32 images, B = 8, μ = 1,
 /// cnn-small, a small projection head where there is one.
@@ -92,7 +94,7 @@ fn the_gradient_through_batchnorm_matches_finite_differences() {
     let eval = objective.evaluate(&model, &batch, BnMode::TrainNoStats, 0, None).expect("evaluates");
     let grads = GradientsParams::from_grads(eval.total.backward(), &model);
     let g = common::fd::flatten_vector_on::<Train, _>(&model, &grads);
-    let theta = params(&model);
+    let theta = flatten(&model);
     let gn = common::fd::norm(&g);
     for seed in 0..3 {
         let noise = common::fd::gaussian_values(g.len(), 100 + seed, 1.0);
@@ -206,12 +208,12 @@ fn two_steps_of_every_shipped_recipe_on_small_shapes() {
     assert!(recipes.len() >= 15, "every shipped recipe: {}", recipes.len());
     for (name, r) in recipes {
         let mut t = trainer::<Train>(&r, &device());
-        let before = params(&t.model);
+        let before = flatten(&t.model);
         for b in batches(&r, 2) {
             let report = t.train_step(&b).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert!(report.nonfinite.is_none(), "{name}: {:?}", report.nonfinite);
         }
-        assert!(max_abs_diff(&before, &params(&t.model)) > 0.0, "{name}: two steps left the weights where they were");
+        assert!(max_abs_diff(&before, &flatten(&t.model)) > 0.0, "{name}: two steps left the weights where they were");
     }
 }
 
@@ -233,8 +235,8 @@ fn a_checkpoint_written_on_the_backend_resumes_on_it() {
     let mut resumed = trainer::<Train>(&r, &device());
     resumed.load(&path).expect("read back");
     assert_eq!(resumed.step(), 2);
-    assert_eq!(params(&resumed.model), params(&first.model), "the checkpoint reads back bit for bit");
-    assert_eq!(params(&resumed.eval_model()), params(&first.eval_model()), "the EMA reads back bit for bit");
+    assert_eq!(flatten(&resumed.model), flatten(&first.model), "the checkpoint reads back bit for bit");
+    assert_eq!(flatten(&resumed.eval_model()), flatten(&first.eval_model()), "the EMA reads back bit for bit");
     for b in &steps[2..] {
         resumed.train_step(b).expect("step");
     }
@@ -242,8 +244,8 @@ fn a_checkpoint_written_on_the_backend_resumes_on_it() {
     // another variant (another summation order) for the same op later in a process, so on wgpu or CUDA two runs of
     // the same steps agree to rounding, amplified over the steps as in the agreement test (docs/burn.md).
     let (model, ema) = (
-        max_abs_diff(&params(&resumed.model), &params(&through.model)),
-        max_abs_diff(&params(&resumed.eval_model()), &params(&through.eval_model())),
+        max_abs_diff(&flatten(&resumed.model), &flatten(&through.model)),
+        max_abs_diff(&flatten(&resumed.eval_model()), &flatten(&through.eval_model())),
     );
     if burnish::backend::NAME == "flex" {
         assert_eq!((model, ema), (0.0, 0.0), "resumed training differs from training through");
@@ -272,20 +274,24 @@ fn flex_and_the_build_agree_over_seeded_steps() {
         flex.save(&path, "recipe").expect("written on flex");
         let mut build = trainer::<Train>(&r, &device());
         build.load(&path).expect("read on the build's backend");
-        assert_eq!(params(&build.model), params(&flex.model), "a checkpoint carries weights between backends exactly");
+        assert_eq!(
+            flatten(&build.model),
+            flatten(&flex.model),
+            "a checkpoint carries weights between backends exactly"
+        );
         build
     };
-    let start = params(&flex.model);
+    let start = flatten(&flex.model);
     let mut chained = on_build(&flex);
     let exact = burnish::backend::NAME == "flex";
     for (i, b) in steps.iter().enumerate() {
         let mut one = on_build(&flex);
-        let before = params(&flex.model);
+        let before = flatten(&flex.model);
         let got = one.train_step(b).expect("step");
         let want = flex.train_step(b).expect("step");
         chained.train_step(b).expect("step");
-        let moved = max_abs_diff(&before, &params(&flex.model));
-        let diff = max_abs_diff(&params(&flex.model), &params(&one.model));
+        let moved = max_abs_diff(&before, &flatten(&flex.model));
+        let diff = max_abs_diff(&flatten(&flex.model), &flatten(&one.model));
         eprintln!(
             "{} against flex, step {i} from flex's state: max |difference| {diff:e}, the step moved {moved:e}",
             burnish::backend::NAME
@@ -304,8 +310,8 @@ fn flex_and_the_build_agree_over_seeded_steps() {
             );
         }
     }
-    let moved = max_abs_diff(&start, &params(&flex.model));
-    let drift = max_abs_diff(&params(&flex.model), &params(&chained.model));
+    let moved = max_abs_diff(&start, &flatten(&flex.model));
+    let drift = max_abs_diff(&flatten(&flex.model), &flatten(&chained.model));
     eprintln!(
         "{} against flex after three chained steps: max |difference| {drift:e}, they moved {moved:e}",
         burnish::backend::NAME
@@ -333,10 +339,10 @@ fn two_peers_on_the_backend_take_the_step_of_one() {
     let mut group = DataParallel::around(&lead, 2, Ascent::Global, |d| Ok(trainer::<Train>(&r, &d))).expect("a group");
     group.train_step(&mut lead, &batch).expect("step on two peers");
     drop(group);
-    let start = params(&one.model);
+    let start = flatten(&one.model);
     one.train_step(&batch).expect("step on one");
-    let moved = max_abs_diff(&start, &params(&one.model));
-    let diff = max_abs_diff(&params(&one.model), &params(&lead.model));
+    let moved = max_abs_diff(&start, &flatten(&one.model));
+    let diff = max_abs_diff(&flatten(&one.model), &flatten(&lead.model));
     assert!(moved > 1e-3, "the step moved the weights by only {moved}");
     assert!(diff < 1e-5, "two peers ended {diff} away from one device (the step moved {moved})");
 }

@@ -26,8 +26,8 @@ use burnish::recipe::Recipe;
 use burnish::seed::rng_for;
 use burnish::stage::{Stage, StageContext, StageOutput, Weighted};
 use burnish::step::ViewKey;
-use common::fd::AD;
-use common::state::{batches, max_abs_diff, mirrored, params, running_stats, trainer};
+use common::fd::{flatten, AD};
+use common::state::{batches, max_abs_diff, mirrored, running_stats, trainer};
 use common::{burnish, run_dir, text};
 
 type Dev = burn::tensor::Device<AD>;
@@ -131,7 +131,7 @@ fn two_devices_train_like_one_for_every_rule_and_recipe_kind() {
         let classes = plan::data(&r).expect("data").dataset.num_classes as i64;
         let steps: Vec<Batch> = batches(&r, 3).iter().map(|b| mirrored(b, classes)).collect();
         let mut one = trainer::<AD>(&r, &device);
-        let start = params(&one.model);
+        let start = flatten(&one.model);
         for b in &steps {
             one.train_step(b).expect("step");
         }
@@ -142,14 +142,14 @@ fn two_devices_train_like_one_for_every_rule_and_recipe_kind() {
             group.train_step(&mut lead, b).expect("step");
         }
         drop(group);
-        let moved = max_abs_diff(&start, &params(&one.model));
-        let diff = max_abs_diff(&params(&one.model), &params(&lead.model));
+        let moved = max_abs_diff(&start, &flatten(&one.model));
+        let diff = max_abs_diff(&flatten(&one.model), &flatten(&lead.model));
         assert!(moved > 1e-2, "{}: training moved the weights by only {moved}", r.name);
         let tolerance = moved * if r.name.contains("iam-d") { ALGORITHM_1_TOLERANCE } else { TOLERANCE };
         assert!(diff < tolerance, "{}: N = 2 ended {diff} away from N = 1 (moved {moved})", r.name);
         // Running statistics are left out: BatchNorm's unbiased running variance scales by n/(n − 1), with n the
         // rows a device normalises.
-        let ema = max_abs_diff(&params(&one.eval_model()), &params(&lead.eval_model()));
+        let ema = max_abs_diff(&flatten(&one.eval_model()), &flatten(&lead.eval_model()));
         assert!(ema < tolerance, "{}: the EMA models differ by {ema}", r.name);
     }
 }
@@ -171,7 +171,7 @@ fn each_step_on_two_devices_is_the_step_on_one_from_the_same_state() {
                 DataParallel::around(&lead, 2, Ascent::Global, |d| Ok(trainer::<AD>(&r, &d))).expect("a group");
             let two = group.train_step(&mut lead, &b).expect("step");
             drop(group);
-            let before = params(&reference.model);
+            let before = flatten(&reference.model);
             let one = reference.train_step(&b).expect("step");
             // Metrics are the peers' means: with equal shards, the global batch's values.
             assert_eq!(one.metrics.len(), two.metrics.len());
@@ -183,8 +183,8 @@ fn each_step_on_two_devices_is_the_step_on_one_from_the_same_state() {
                     r.name
                 );
             }
-            let moved = max_abs_diff(&before, &params(&reference.model));
-            let diff = max_abs_diff(&params(&reference.model), &params(&lead.model));
+            let moved = max_abs_diff(&before, &flatten(&reference.model));
+            let diff = max_abs_diff(&flatten(&reference.model), &flatten(&lead.model));
             assert!(
                 diff < STEP_TOLERANCE,
                 "{} step {i}: N = 2 is {diff} away from N = 1 (the step moved {moved})",
@@ -205,7 +205,7 @@ fn per_device_ascent_is_one_device_m_sharpness_with_m_the_shard() {
     assert_eq!(plan::update_rule(&chunked).m, Some(4), "the reference uses m-sharpness over the two halves");
     let steps = batches(&r, 3);
     let mut one = trainer::<AD>(&chunked, &device);
-    let start = params(&one.model);
+    let start = flatten(&one.model);
     for b in &steps {
         one.train_step(b).expect("step");
     }
@@ -215,9 +215,9 @@ fn per_device_ascent_is_one_device_m_sharpness_with_m_the_shard() {
         group.train_step(&mut lead, b).expect("step");
     }
     drop(group);
-    let end = params(&one.model);
+    let end = flatten(&one.model);
     let moved = max_abs_diff(&start, &end);
-    let diff = max_abs_diff(&end, &params(&lead.model));
+    let diff = max_abs_diff(&end, &flatten(&lead.model));
     assert!(moved > 1e-2, "training moved the weights by only {moved}");
     assert!(
         diff < TOLERANCE * moved,

@@ -165,15 +165,12 @@ pub trait Kernels: Backend {
     }
 }
 
-#[cfg(feature = "cuda")]
+// The GPU builds' backend (a `CubeBackend` named in src/backend.rs: cuda's, else wgpu's).
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
 impl Kernels for crate::backend::Inner {}
 
 #[cfg(feature = "ndarray")]
 impl Kernels for burn::backend::NdArray {}
-
-// The GPU builds' backends (`CubeBackend`s named in src/backend.rs; cuda takes precedence over wgpu).
-#[cfg(all(feature = "wgpu", not(feature = "cuda")))]
-impl Kernels for crate::backend::Inner {}
 
 /// A training-mode BatchNorm + activation and the batch statistics it normalised with.
 #[derive(Debug, Clone)]

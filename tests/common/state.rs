@@ -48,26 +48,18 @@ pub fn mirrored(batch: &Batch, classes: i64) -> Batch {
     b
 }
 
-/// The model's trainable parameters, in visit order.
-pub fn params<B: burn::tensor::backend::Backend, M: Module<B>>(m: &M) -> Vec<f64> {
-    floats(m, true)
-}
-
-/// The model's running statistics (its floats that are not trained), in visit order.
+/// The model's running statistics (its floats that are not trained), in visit order; [`super::fd::flatten`] gives
+/// the trained ones.
 pub fn running_stats<B: burn::tensor::backend::Backend, M: Module<B>>(m: &M) -> Vec<f64> {
-    floats(m, false)
-}
-
-fn floats<B: burn::tensor::backend::Backend, M: Module<B>>(m: &M, trained: bool) -> Vec<f64> {
-    struct Floats(Vec<f64>, bool);
-    impl<B: burn::tensor::backend::Backend> ModuleVisitor<B> for Floats {
+    struct Buffers(Vec<f64>);
+    impl<B: burn::tensor::backend::Backend> ModuleVisitor<B> for Buffers {
         fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<B, D>>) {
-            if p.is_require_grad() == self.1 {
-                self.0.extend(p.val().into_data().convert::<f64>().to_vec::<f64>().expect("f64"));
+            if !p.is_require_grad() {
+                self.0.extend(super::fd::to_vec(p.val()));
             }
         }
     }
-    let mut f = Floats(Vec::new(), trained);
+    let mut f = Buffers(Vec::new());
     m.visit(&mut f);
     f.0
 }
