@@ -19,13 +19,19 @@ the step's FLOP count from the model's forward FLOPs (convolutions and linear la
 """
 import argparse
 import math
+import resource
 import statistics
 import time
+from contextlib import nullcontext
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.func import functional_call
+from torch.profiler import record_function
+
+# Phases the op-class profile (--profile) cannot tell from op names alone; burnish's src/profile.rs has the same.
+LOSS, PERTURB = "burnish::loss", "burnish::perturb"
 
 
 def cnn_small(c, classes):
@@ -128,7 +134,13 @@ def global_norm(tensors):
 
 
 def kl_batchmean(p, log_q):
-    return (p * (p.clamp_min(1e-6).log() - log_q)).sum() / p.shape[0]
+    with record_function(LOSS):
+        return (p * (p.clamp_min(1e-6).log() - log_q)).sum() / p.shape[0]
+
+
+def ce(logits, y, reduction="mean"):
+    with record_function(LOSS):
+        return F.cross_entropy(logits, y, reduction=reduction)
 
 
 def iam_d_term(model, x, p, rho, sigma):
@@ -137,13 +149,15 @@ def iam_d_term(model, x, p, rho, sigma):
     params = [q for q in model.parameters()]
     n = sum(q.numel() for q in params)
     with FrozenStats(model):
-        delta = [torch.randn_like(q) * sigma / math.sqrt(n) for q in params]
-        shifted = {name: (q.detach() + d).requires_grad_() for name, q, d in zip(names, params, delta)}
+        with record_function(PERTURB):
+            delta = [torch.randn_like(q) * sigma / math.sqrt(n) for q in params]
+            shifted = {name: (q.detach() + d).requires_grad_() for name, q, d in zip(names, params, delta)}
         ascent = kl_batchmean(p.detach(), F.log_softmax(functional_call(model, shifted, (x,)), 1))
         g = torch.autograd.grad(ascent, list(shifted.values()), allow_unused=True)
-        g = [torch.zeros_like(q) if gi is None else gi for q, gi in zip(params, g)]
-        norm = global_norm(g)
-        perturbed = {name: q + rho * gi / norm for name, q, gi in zip(names, params, g)}
+        with record_function(PERTURB):
+            g = [torch.zeros_like(q) if gi is None else gi for q, gi in zip(params, g)]
+            norm = global_norm(g)
+            perturbed = {name: q + rho * gi / norm for name, q, gi in zip(names, params, g)}
         return kl_batchmean(p, F.log_softmax(functional_call(model, perturbed, (x,)), 1))
 
 
@@ -152,41 +166,93 @@ def step(kind, model, opt, batch, rho, sigma):
     if kind in ("plain", "sam", "iam-d"):
         x, y = batch["x"], batch["y"]
         logits = model(x)
-        loss = F.cross_entropy(logits, y)
+        loss = ce(logits, y)
         if kind == "iam-d":
             loss = loss + iam_d_term(model, x, F.softmax(logits, 1), rho, sigma)
         loss.backward()
         if kind == "sam":
             # A parameter outside the graph (wrn's unused bn1 in width-changing blocks) has no gradient and no ε.
             params = [q for q in model.parameters() if q.grad is not None]
-            norm = global_norm([q.grad for q in params])
-            eps = [rho * q.grad / norm for q in params]
-            with torch.no_grad():
+            with record_function(PERTURB), torch.no_grad():
+                norm = global_norm([q.grad for q in params])
+                eps = [rho * q.grad / norm for q in params]
                 for q, e in zip(params, eps):
                     q.add_(e)
             opt.zero_grad(set_to_none=True)
             with FrozenStats(model):
-                F.cross_entropy(model(x), y).backward()
-            with torch.no_grad():
+                ce(model(x), y).backward()
+            with record_function(PERTURB), torch.no_grad():
                 for q, e in zip(params, eps):
                     q.sub_(e)
     else:
         lw, uw, us, y = batch["lw"], batch["uw"], batch["us"], batch["y"]
         b, u = lw.shape[0], uw.shape[0]
         logits = model(torch.cat([lw, uw, us]))
-        sup = F.cross_entropy(logits[:b], y)
-        probs = F.softmax(logits[b:b + u].detach(), 1)
-        conf, pseudo = probs.max(1)
-        mask = (conf >= 0.95).float()
-        unsup = (F.cross_entropy(logits[b + u:], pseudo, reduction="none") * mask).mean()
-        loss = sup + unsup
+        with record_function(LOSS):
+            sup = ce(logits[:b], y)
+            probs = F.softmax(logits[b:b + u].detach(), 1)
+            conf, pseudo = probs.max(1)
+            mask = (conf >= 0.95).float()
+            unsup = (ce(logits[b + u:], pseudo, reduction="none") * mask).mean()
+            loss = sup + unsup
         if kind == "fixmatch-iam-d":
             x = torch.cat([lw, uw])
             with FrozenStats(model):
-                p = F.softmax(model(x), 1)
+                logits_x = model(x)
+            with record_function(LOSS):
+                p = F.softmax(logits_x, 1)
             loss = loss + iam_d_term(model, x, p, rho, sigma)
         loss.backward()
     opt.step()
+
+
+# burnish's op classes (src/profile.rs), from the name of an op and of the autograd node or phase it runs in.
+CONV = ("aten::conv2d", "aten::convolution", "aten::_convolution", "aten::mkldnn_convolution",
+        "aten::_slow_conv2d_forward", "aten::thnn_conv2d", "aten::_nnpack_spatial_convolution")
+NORM_ACT = ("aten::batch_norm", "aten::_batch_norm_impl_index", "aten::native_batch_norm",
+            "aten::_native_batch_norm_legit", "aten::relu", "aten::relu_", "aten::leaky_relu", "aten::leaky_relu_",
+            "aten::clamp_min", "aten::clamp_min_", "aten::threshold")
+
+
+def classify(event):
+    """burnish's class of one profiler event's self time."""
+    chain, e = [], event
+    while e is not None:
+        chain.append(e.name)
+        e = e.cpu_parent
+    if any(n.startswith("Optimizer.") for n in chain):
+        return "optimizer"
+    node = next((n for n in chain if n.startswith("autograd::engine::evaluate_function:")), None)
+    if node is not None:
+        if "ConvolutionBackward" in node:
+            return "conv_backward"
+        if any(k in node for k in ("BatchNormBackward", "ReluBackward", "LeakyReluBackward", "ThresholdBackward")):
+            return "norm_act_backward"
+        return "backward_other"
+    if any(n == PERTURB for n in chain):
+        return "perturb"
+    if event.name in CONV or any(n in CONV for n in chain[1:]):
+        return "conv_forward"
+    if event.name in NORM_ACT or any(n in NORM_ACT for n in chain[1:]):
+        return "norm_act_forward"
+    if any(n == LOSS for n in chain):
+        return "loss"
+    if event.name.startswith("aten::") or event.name.startswith("autograd::"):
+        return "forward_other"
+    return "other"
+
+
+def report_profile(events, steps, wall_ms):
+    """Prints `profile.<class>_ms=` per step, as `burnish bench --profile` does."""
+    classes = ["conv_forward", "conv_backward", "norm_act_forward", "norm_act_backward", "forward_other", "loss",
+               "backward_other", "perturb", "optimizer", "other"]
+    ms = dict.fromkeys(classes, 0.0)
+    for e in events:
+        ms[classify(e)] += e.self_cpu_time_total / 1e3 / steps
+    total = sum(ms.values())
+    for c in classes:
+        print(f"profile.{c}_ms={ms[c]:.1f} share={ms[c] / max(total, 1e-9):.3f}")
+    print(f"profile.step_ms={wall_ms:.1f} profile.timed_ms={total:.1f}")
 
 
 def main():
@@ -202,6 +268,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--rho", type=float, default=0.05)
     ap.add_argument("--sigma", type=float, default=1e-3)
+    ap.add_argument("--profile", action="store_true", help="then time as many steps again by op class")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -232,7 +299,17 @@ def main():
     params = sum(q.numel() for q in model.parameters())
     print(f"torch {torch.__version__}, {args.threads} threads, {args.model} ({params} params), kind {args.kind}")
     print(f"step_gflop={flops / 1e9:.3f} forward_mflop_per_image={per_image / 1e6:.2f}")
-    print(f"step_ms_median={statistics.median(times) * 1e3:.1f}")
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"step_ms_median={statistics.median(times) * 1e3:.1f} peak_rss_mib={rss:.0f}")
+    if args.profile:
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            t = time.perf_counter()
+            for _ in range(args.steps):
+                step(args.kind, model, opt, batch, args.rho, args.sigma)
+            wall = (time.perf_counter() - t) * 1e3 / args.steps
+        report_profile(prof.events(), args.steps, wall)
 
 
 if __name__ == "__main__":

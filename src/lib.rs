@@ -23,6 +23,7 @@ pub mod params;
 pub mod pipeline;
 pub mod plan;
 pub mod probe;
+pub mod profile;
 pub mod recipe;
 pub mod run;
 pub mod seed;

@@ -127,6 +127,7 @@ impl<B: TrainBackend> Objective<B> {
         seed: u64,
         held: Option<&Evaluation<B>>,
     ) -> Result<Evaluation<B>, StepError> {
+        let _t = crate::profile::scope(crate::profile::Class::Loss);
         let forward = Forward::run(model, batch, &self.views_of(indices), mode)?;
         let names = self.stage_names();
         let mut total: Option<Tensor<B, 1>> = None;

@@ -166,6 +166,7 @@ pub fn swap_term<B: AutodiffBackend, M: AutodiffModule<B>>(
     b: &GradientsParams,
     c: &GradientsParams,
 ) -> GradientsParams {
+    let _t = crate::profile::scope(crate::profile::Class::Gradients);
     let (b, c) = (flat_by_id::<B, M>(model, b), flat_by_id::<B, M>(model, c));
     map_vector(model, a, |mut e| {
         if let (Some(bv), Some(cv)) = (b.get(&e.id), c.get(&e.id)) {
@@ -193,6 +194,7 @@ pub fn scale_to_radius<B: AutodiffBackend, M: AutodiffModule<B>>(
     v: &GradientsParams,
     rho: f64,
 ) -> GradientsParams {
+    let _t = crate::profile::scope(crate::profile::Class::Perturb);
     let factor = global_norm(model, v).add_scalar(1e-12).recip().mul_scalar(rho);
     map_vector(model, v, |mut e| {
         e.flat = e.flat * factor.clone();
@@ -228,6 +230,7 @@ pub fn gaussian<B: AutodiffBackend, M: AutodiffModule<B>>(
             }
         }
     }
+    let _t = crate::profile::scope(crate::profile::Class::Perturb);
     let mut n = Noise { std, rng, out: GradientsParams::new() };
     model.visit(&mut n);
     n.out
@@ -244,6 +247,7 @@ pub fn constant_copy<B: AutodiffBackend, M: AutodiffModule<B>>(model: &M, delta:
 }
 
 fn detached_copy<B: AutodiffBackend, M: AutodiffModule<B>>(model: &M, delta: &GradientsParams, leaves: bool) -> M {
+    let _t = crate::profile::scope(crate::profile::Class::Perturb);
     struct Detached<'a> {
         delta: &'a GradientsParams,
         leaves: bool,
@@ -268,6 +272,7 @@ fn detached_copy<B: AutodiffBackend, M: AutodiffModule<B>>(model: &M, delta: &Gr
 
 /// θ + sg(δ) on the original's leaves: a loss on the copy back-propagates into θ itself.
 pub fn linked_copy<B: AutodiffBackend, M: AutodiffModule<B>>(model: &M, delta: &GradientsParams) -> M {
+    let _t = crate::profile::scope(crate::profile::Class::Perturb);
     struct Linked<'a>(&'a GradientsParams);
     impl<B: AutodiffBackend> ModuleMapper<B> for Linked<'_> {
         fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {

@@ -23,6 +23,10 @@ pub struct BenchArgs {
     /// Untimed warm-up steps before each measurement.
     #[arg(long, default_value_t = 2)]
     pub warmup: usize,
+    /// After the timed steps, time as many again by op class and count their allocations (docs/kernels.md,
+    /// "Profile"); the profiled steps are not in the medians.
+    #[arg(long)]
+    pub profile: bool,
     #[command(flatten)]
     /// Devices to split each step over; with N > 1 the time spent in collectives is reported too.
     pub devices: super::train::DevicesArgs,
@@ -104,6 +108,17 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             collective.push(in_collectives);
         }
     }
+    let profile = args.profile.then(|| -> Result<(crate::profile::Totals, f64)> {
+        crate::profile::reset();
+        crate::profile::enable(true);
+        let t = Instant::now();
+        for _ in 0..args.steps {
+            step(&mut trainer, &batch)?;
+        }
+        let wall_ms = t.elapsed().as_secs_f64() * 1e3;
+        crate::profile::enable(false);
+        Ok((crate::profile::totals(), wall_ms))
+    });
     let images: usize = batch.streams.iter().map(|s| s.views.iter().map(|v| v.shape[0]).sum::<usize>()).sum();
     outln!(
         "recipe={} backend={NAME} arch={} rule={} images_per_step={images} steps={} warmup={} threads={}",
@@ -118,6 +133,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let rss = peak_rss_mib().map_or("unknown".to_string(), |m| format!("{m:.0}"));
     let step_ms = median_ms(reused);
     outln!("step_ms_median={step_ms:.1} peak_rss_mib={rss}")?;
+    if let Some(profile) = profile {
+        report_profile(profile?, args.steps)?;
+    }
     if args.devices.count() > 1 {
         // The lead's time inside collectives, waiting for the other peers included (docs/devices.md, "Cost").
         let collective_ms = median_ms(collective);
@@ -127,5 +145,22 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             collective_ms / step_ms
         )?;
     }
+    Ok(())
+}
+
+/// Prints the op-class profile: one `profile.<class>_ms` (per step) line each, then the step total and allocations.
+fn report_profile((totals, wall_ms): (crate::profile::Totals, f64), steps: usize) -> Result<()> {
+    let per_step = |v: f64| v / steps as f64;
+    let timed: f64 = totals.ms.iter().map(|(_, ms)| ms).sum();
+    for (class, ms) in &totals.ms {
+        outln!("profile.{}_ms={:.1} share={:.3}", class.name(), per_step(*ms), ms / timed.max(1e-9))?;
+    }
+    outln!(
+        "profile.step_ms={:.1} profile.timed_ms={:.1} profile.allocations_per_step={:.0} profile.allocated_mib_per_step={:.1}",
+        per_step(wall_ms),
+        per_step(timed),
+        per_step(totals.allocations as f64),
+        per_step(totals.allocated_bytes as f64) / (1024.0 * 1024.0)
+    )?;
     Ok(())
 }

@@ -96,7 +96,13 @@ pub fn gradients<B: AutodiffBackend, M: AutodiffModule<B>>(
     model: &M,
     pass: Pass,
 ) -> GradientsParams {
-    mean_gradients(model, GradientsParams::from_grads(loss.backward(), model), pass)
+    use crate::profile::{scope, Class};
+    let tape = {
+        let _t = scope(Class::BackwardOther);
+        loss.backward()
+    };
+    let _t = scope(Class::Gradients);
+    mean_gradients(model, GradientsParams::from_grads(tape, model), pass)
 }
 
 /// `grads` averaged over the peers (one collective over all parameters, flattened in module order), when the pass

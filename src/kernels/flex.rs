@@ -10,6 +10,7 @@ use super::cpu::batch_norm::{self, Ncl};
 use super::cpu::conv::{self, ConvShape};
 use super::cpu::Real;
 use super::{reference, Activation, AffineActGrads, BatchNormActGrads, BatchNormActOutput, Conv2dGrads, Kernels};
+use crate::profile::{self, Class};
 
 /// A float dtype the CPU kernels read and write in place in flex's storage.
 trait FlexReal: Real {
@@ -170,6 +171,7 @@ impl Kernels for Flex {
         epsilon: f64,
         act: Activation,
     ) -> BatchNormActOutput<Self> {
+        let _t = profile::scope(Class::NormForward);
         match common_dtype(&[&x, &gamma, &beta]) {
             Some(DType::F32) => bn_forward::<f32>(x, gamma, beta, epsilon, act),
             Some(DType::F64) => bn_forward::<f64>(x, gamma, beta, epsilon, act),
@@ -187,6 +189,7 @@ impl Kernels for Flex {
         epsilon: f64,
         act: Activation,
     ) -> BatchNormActGrads<Self> {
+        let _t = profile::scope(Class::NormBackward);
         match common_dtype(&[&x, &gamma, &beta, &mean, &var, &grad]) {
             Some(DType::F32) => bn_backward::<f32>(x, gamma, beta, mean, var, grad, epsilon, act),
             Some(DType::F64) => bn_backward::<f64>(x, gamma, beta, mean, var, grad, epsilon, act),
@@ -200,6 +203,7 @@ impl Kernels for Flex {
         shift: FloatTensor<Self>,
         act: Activation,
     ) -> FloatTensor<Self> {
+        let _t = profile::scope(Class::NormForward);
         match common_dtype(&[&x, &scale, &shift]) {
             Some(DType::F32) => affine_forward::<f32>(x, scale, shift, act),
             Some(DType::F64) => affine_forward::<f64>(x, scale, shift, act),
@@ -214,6 +218,7 @@ impl Kernels for Flex {
         grad: FloatTensor<Self>,
         act: Activation,
     ) -> AffineActGrads<Self> {
+        let _t = profile::scope(Class::NormBackward);
         match common_dtype(&[&x, &scale, &shift, &grad]) {
             Some(DType::F32) => affine_backward::<f32>(x, scale, shift, grad, act),
             Some(DType::F64) => affine_backward::<f64>(x, scale, shift, grad, act),
@@ -222,6 +227,7 @@ impl Kernels for Flex {
     }
 
     fn kernel_conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self> {
+        let _t = profile::scope(Class::ConvForward);
         let shape = conv_shape(&x, &weight, &options);
         match (common_dtype(&[&x, &weight]), shape) {
             (Some(DType::F32), Some(s)) => conv_forward::<f32>(x, weight, s),
@@ -238,6 +244,17 @@ impl Kernels for Flex {
         need_x: bool,
         need_weight: bool,
     ) -> Conv2dGrads<Self> {
+        if profile::enabled() && need_x && need_weight {
+            // Profiling times the two gradients apart; each is computed exactly as in the fused call.
+            let dx = {
+                let _t = profile::scope(Class::ConvInputGrad);
+                Self::kernel_conv2d_backward(x.clone(), weight.clone(), grad.clone(), options.clone(), true, false).x
+            };
+            let _t = profile::scope(Class::ConvWeightGrad);
+            let dw = Self::kernel_conv2d_backward(x, weight, grad, options, false, true).weight;
+            return Conv2dGrads { x: dx, weight: dw };
+        }
+        let _t = profile::scope(if need_weight { Class::ConvWeightGrad } else { Class::ConvInputGrad });
         let shape = conv_shape(&x, &weight, &options);
         match (common_dtype(&[&x, &weight, &grad]), shape) {
             (Some(DType::F32), Some(s)) => conv_backward::<f32>(x, weight, grad, s, need_x, need_weight),

@@ -151,6 +151,7 @@ pub struct Net<B: Backend> {
 impl<B: Kernels> Net<B> {
     /// Features, logits and (if present) projections of images `x` (`[N, C, H, W]`).
     pub fn forward(&self, x: Tensor<B, 4>, mode: BnMode) -> NetOutput<B> {
+        let _t = crate::profile::scope(crate::profile::Class::ForwardOther);
         let features = self.backbone.forward(x, mode);
         let logits = self.classifier.forward(features.clone());
         let projections = self.projection.as_ref().map(|head| head.forward(features.clone(), mode));

@@ -139,6 +139,8 @@ impl<B: TrainBackend> Trainer<B> {
     /// Takes one optimiser step on `batch`, unless its loss, gradient or updated parameters are not finite (see
     /// [`StepReport::nonfinite`]); the checks cost one reduction each and a single read back per check.
     pub fn train_step(&mut self, batch: &Batch) -> Result<StepReport, StepError> {
+        use crate::profile::{scope, Class};
+        let _t = scope(Class::Other);
         let step = self.step;
         let lr = self.settings.schedule.lr(self.settings.lr, step, self.settings.steps);
         let on_device = StepBatch::<B>::from_batch(batch, &self.device);
@@ -148,6 +150,7 @@ impl<B: TrainBackend> Trainer<B> {
         let before = self.model.clone();
         self.objective.step = step;
         let out = self.rule.gradients(&self.model, &on_device, &self.objective, seed)?;
+        let checks = scope(Class::Checks);
         // On several devices every peer logs, and decides on non-finite steps from, the peers' mean.
         let mut metrics: Vec<(String, f64)> = crate::devices::mean_metrics(out.metrics)
             .into_iter()
@@ -159,16 +162,24 @@ impl<B: TrainBackend> Trainer<B> {
         self.step += 1;
         let mut nonfinite = nonfinite_loss(&metrics)
             .or_else(|| (!grad_norm.is_finite()).then(|| format!("the gradient (global norm {grad_norm})")));
+        drop(checks);
         if nonfinite.is_some() {
             self.model = before;
         } else {
             // Only a `skip` run can go on after a bad update, so only it keeps the optimiser state to undo one.
             let snapshot = self.settings.skip_nonfinite.then(|| self.optim.snapshot());
             let model = self.model.clone();
-            self.model = self.optim.step(lr, model, out.grads);
+            self.model = {
+                let _t = scope(Class::Optimizer);
+                self.optim.step(lr, model, out.grads)
+            };
             // Each peer's clean pass moved its statistics on its own shard; all peers keep their mean.
             self.model = crate::devices::average_running_stats(self.model.clone());
-            if !all_finite(&self.model) {
+            let finite = {
+                let _t = scope(Class::Checks);
+                all_finite(&self.model)
+            };
+            if !finite {
                 nonfinite = Some("the model state after the update (parameters and BatchNorm statistics)".into());
                 self.model = before;
                 if let Some(snapshot) = snapshot {
@@ -176,6 +187,7 @@ impl<B: TrainBackend> Trainer<B> {
                     self.optim = optim.restore(snapshot);
                 }
             } else if let Some(e) = &mut self.ema {
+                let _t = scope(Class::Ema);
                 e.update(&self.model);
             }
         }

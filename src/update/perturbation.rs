@@ -23,6 +23,7 @@ pub fn asam_perturbation<B: TrainBackend, M: AutodiffModule<B>>(
     rho: f64,
     eta: f64,
 ) -> GradientsParams {
+    let _t = crate::profile::scope(crate::profile::Class::Perturb);
     let scaled: std::collections::HashSet<_> =
         crate::model::param_infos(model).into_iter().filter(|p| p.is_scale()).map(|p| p.id).collect();
     let scale = |e: &crate::params::ParamIdTensor<B>| {
