@@ -27,12 +27,12 @@ fn nested_spans_are_charged_to_the_innermost_class_only() {
     profile::enable(true);
     {
         let _outer = profile::scope(Class::Other);
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(10));
         {
             let _inner = profile::scope(Class::Optimizer);
-            std::thread::sleep(Duration::from_millis(60));
+            std::thread::sleep(Duration::from_millis(200));
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(10));
     }
     profile::enable(false);
     {
@@ -41,9 +41,10 @@ fn nested_spans_are_charged_to_the_innermost_class_only() {
     }
     let t = profile::totals();
     let (outer, inner) = (ms(&t, Class::Other), ms(&t, Class::Optimizer));
-    assert!(inner >= 60.0, "inner span {inner} ms");
-    // Charged inclusively the outer span would hold 100 ms; exclusively it holds its own 40.
-    assert!((40.0..inner).contains(&outer), "outer span {outer} ms against inner {inner} ms");
+    assert!(inner >= 200.0, "inner span {inner} ms");
+    // Charged inclusively the outer span would hold at least 220 ms; exclusively it holds its own 20 and whatever a
+    // loaded machine adds to two short sleeps.
+    assert!((20.0..200.0).contains(&outer), "outer span {outer} ms against inner {inner} ms");
     assert_eq!(ms(&t, Class::Ema), 0.0, "a span opened while profiling is off is not charged");
 }
 

@@ -134,7 +134,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let step_ms = median_ms(reused);
     outln!("step_ms_median={step_ms:.1} peak_rss_mib={rss}")?;
     if let Some(profile) = profile {
-        report_profile(profile?, args.steps)?;
+        report_profile(profile?, args.steps, args.devices.count())?;
     }
     if args.devices.count() > 1 {
         // The lead's time inside collectives, waiting for the other peers included (docs/devices.md, "Cost").
@@ -149,14 +149,17 @@ pub fn run(args: &BenchArgs) -> Result<()> {
 }
 
 /// Prints the op-class profile: one `profile.<class>_ms` (per step) line each, then the step total and allocations.
-fn report_profile((totals, wall_ms): (crate::profile::Totals, f64), steps: usize) -> Result<()> {
+/// With several peers every peer's thread is timed, so the class times are each peer's mean.
+fn report_profile((totals, wall_ms): (crate::profile::Totals, f64), steps: usize, peers: usize) -> Result<()> {
     let per_step = |v: f64| v / steps as f64;
-    let timed: f64 = totals.ms.iter().map(|(_, ms)| ms).sum();
+    let timed: f64 = totals.ms.iter().map(|(_, ms)| ms).sum::<f64>() / peers as f64;
     for (class, ms) in &totals.ms {
-        outln!("profile.{}_ms={:.1} share={:.3}", class.name(), per_step(*ms), ms / timed.max(1e-9))?;
+        let ms = ms / peers as f64;
+        outln!("profile.{}_ms={:.1} share={:.3}", class.name(), per_step(ms), ms / timed.max(1e-9))?;
     }
     outln!(
-        "profile.step_ms={:.1} profile.timed_ms={:.1} profile.allocations_per_step={:.0} profile.allocated_mib_per_step={:.1}",
+        "profile.step_ms={:.1} profile.timed_ms={:.1} profile.allocations_per_step={:.0} \
+         profile.allocated_mib_per_step={:.1}",
         per_step(wall_ms),
         per_step(timed),
         per_step(totals.allocations as f64),
