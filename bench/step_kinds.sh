@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # The step kinds bench/compare_pytorch.sh and bench/profile_steps.sh measure: for each (model, kind), the burnish
 # recipe and overrides (burnish_args) and bench/torch_step.py's arguments (torch_args) of the same step.
-# The burnish recipe and the PyTorch arguments of one (model, kind).
 burnish_args() { # model kind
   local model=$1 kind=$2
   case $model/$kind in

@@ -22,7 +22,6 @@ import math
 import resource
 import statistics
 import time
-from contextlib import nullcontext
 
 import torch
 import torch.nn as nn
@@ -138,9 +137,9 @@ def kl_batchmean(p, log_q):
         return (p * (p.clamp_min(1e-6).log() - log_q)).sum() / p.shape[0]
 
 
-def ce(logits, y, reduction="mean"):
+def ce(logits, y):
     with record_function(LOSS):
-        return F.cross_entropy(logits, y, reduction=reduction)
+        return F.cross_entropy(logits, y)
 
 
 def iam_d_term(model, x, p, rho, sigma):
@@ -189,11 +188,11 @@ def step(kind, model, opt, batch, rho, sigma):
         b, u = lw.shape[0], uw.shape[0]
         logits = model(torch.cat([lw, uw, us]))
         with record_function(LOSS):
-            sup = ce(logits[:b], y)
+            sup = F.cross_entropy(logits[:b], y)
             probs = F.softmax(logits[b:b + u].detach(), 1)
             conf, pseudo = probs.max(1)
             mask = (conf >= 0.95).float()
-            unsup = (ce(logits[b + u:], pseudo, reduction="none") * mask).mean()
+            unsup = (F.cross_entropy(logits[b + u:], pseudo, reduction="none") * mask).mean()
             loss = sup + unsup
         if kind == "fixmatch-iam-d":
             x = torch.cat([lw, uw])

@@ -177,13 +177,17 @@ pub fn totals() -> Totals {
 /// A global allocator that counts allocations while profiling is on and otherwise only forwards to `A`.
 pub struct Counting<A>(pub A);
 
+fn count_allocation(bytes: usize) {
+    if enabled() {
+        ALLOCS.fetch_add(1, Relaxed);
+        ALLOC_BYTES.fetch_add(bytes as u64, Relaxed);
+    }
+}
+
 // SAFETY: every call forwards to the wrapped allocator unchanged; the counters have no effect on memory.
 unsafe impl<A: GlobalAlloc> GlobalAlloc for Counting<A> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if enabled() {
-            ALLOCS.fetch_add(1, Relaxed);
-            ALLOC_BYTES.fetch_add(layout.size() as u64, Relaxed);
-        }
+        count_allocation(layout.size());
         // SAFETY: the caller's contract is passed on as is.
         unsafe { self.0.alloc(layout) }
     }
@@ -194,19 +198,13 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Counting<A> {
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if enabled() {
-            ALLOCS.fetch_add(1, Relaxed);
-            ALLOC_BYTES.fetch_add(layout.size() as u64, Relaxed);
-        }
+        count_allocation(layout.size());
         // SAFETY: as above.
         unsafe { self.0.alloc_zeroed(layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if enabled() {
-            ALLOCS.fetch_add(1, Relaxed);
-            ALLOC_BYTES.fetch_add(new_size as u64, Relaxed);
-        }
+        count_allocation(new_size);
         // SAFETY: as above.
         unsafe { self.0.realloc(ptr, layout, new_size) }
     }
