@@ -27,7 +27,7 @@ use burnish::seed::rng_for;
 use burnish::stage::{Stage, StageContext, StageOutput, Weighted};
 use burnish::step::ViewKey;
 use common::fd::{flatten, AD};
-use common::state::{batches, max_abs_diff, mirrored, running_stats, trainer};
+use common::state::{batches, jittered, max_abs_diff, mirrored, running_stats, trainer};
 use common::{burnish, run_dir, text};
 
 type Dev = burn::tensor::Device<AD>;
@@ -108,18 +108,23 @@ fn metric(report: &burnish::train::StepReport, name: &str) -> f64 {
     report.metrics.iter().find(|(k, _)| k == name).unwrap_or_else(|| panic!("no metric {name}")).1
 }
 
-/// Float summation order (a mean over 2n rows against two means over n) moves f32 results by ~1e-7 relative per
-/// pass; over three momentum steps the weights of N = 2 stay within 2e-4 of the distance N = 1 moved them (measured,
-/// ASAM's ρ = 0.5 amplifying most). A peer that skips an all-reduce ends about 20 % of that distance away.
-const TOLERANCE: f64 = 1e-3;
+/// Over three steps. Float summation order (a mean over 2n rows against two means over n) moves f32 results by ~1e-7
+/// relative per pass, which alone leaves N = 2 within 2e-6 of the distance N = 1 moved the weights. But a unit whose
+/// pre-activation lies within that rounding of ReLU's zero can go the other way in one of the two computations, and
+/// one such unit changes that step's gradient by ~1e-3 relative; momentum and the ascents of ASAM (ρ = 0.5) and
+/// Algorithm 1 carry it into drift of up to 2.2 % of the distance moved (measured on these batches: ASAM with gemm's
+/// AVX-512 kernels, supervised + IAM-D without them; docs/devices.md, "Determinism"). Whether a unit lands that close
+/// depends on the images and on the kernels' rounding, not on the two-peer path. A peer that skips an all-reduce ends
+/// about 20 % of that distance away.
+const TOLERANCE: f64 = 5e-2;
 
-/// One step from the same state: a few f32 roundings, which Algorithm 1's ascent amplifies (measured up to 2e-7
-/// without it, 2e-5 with IAM-D or IAM-S); a peer that skips an all-reduce is 2e-2 or more away.
+/// One step from the same state: a few f32 roundings, which Algorithm 1's ascent amplifies (measured up to 2e-6
+/// without it, 6.4e-5 with IAM-D or IAM-S); a peer that skips an all-reduce is 2e-2 or more away.
 const STEP_TOLERANCE: f64 = 1e-4;
 
-/// Over three steps Algorithm 1's ascent (IAM-D) turns those roundings into drift of up to 0.9 % of the distance
-/// moved (measured); a missing all-reduce is about 20 %.
-const ALGORITHM_1_TOLERANCE: f64 = 2e-2;
+/// Per-device ascent against m-sharpness: each peer and each of the single device's chunks compute on the same 4 rows,
+/// so both round alike and no unit flips; what is left is summation order over the peers.
+const M_SHARPNESS_TOLERANCE: f64 = 1e-3;
 
 #[test]
 fn two_devices_train_like_one_for_every_rule_and_recipe_kind() {
@@ -129,7 +134,7 @@ fn two_devices_train_like_one_for_every_rule_and_recipe_kind() {
     // all-reduce does for a tolerance to tell them apart.
     for r in kinds().into_iter().filter(|r| r.name != "iam-s") {
         let classes = plan::data(&r).expect("data").dataset.num_classes as i64;
-        let steps: Vec<Batch> = batches(&r, 3).iter().map(|b| mirrored(b, classes)).collect();
+        let steps: Vec<Batch> = batches(&r, 3).iter().map(|b| mirrored(&jittered(b), classes)).collect();
         let mut one = trainer::<AD>(&r, &device);
         let start = flatten(&one.model);
         for b in &steps {
@@ -145,7 +150,7 @@ fn two_devices_train_like_one_for_every_rule_and_recipe_kind() {
         let moved = max_abs_diff(&start, &flatten(&one.model));
         let diff = max_abs_diff(&flatten(&one.model), &flatten(&lead.model));
         assert!(moved > 1e-2, "{}: training moved the weights by only {moved}", r.name);
-        let tolerance = moved * if r.name.contains("iam-d") { ALGORITHM_1_TOLERANCE } else { TOLERANCE };
+        let tolerance = moved * TOLERANCE;
         assert!(diff < tolerance, "{}: N = 2 ended {diff} away from N = 1 (moved {moved})", r.name);
         // Running statistics are left out: BatchNorm's unbiased running variance scales by n/(n − 1), with n the
         // rows a device normalises.
@@ -163,7 +168,7 @@ fn each_step_on_two_devices_is_the_step_on_one_from_the_same_state() {
     for r in kinds() {
         let classes = plan::data(&r).expect("data").dataset.num_classes as i64;
         let mut reference = trainer::<AD>(&r, &device);
-        for (i, b) in batches(&r, 3).iter().map(|b| mirrored(b, classes)).enumerate() {
+        for (i, b) in batches(&r, 3).iter().map(|b| mirrored(&jittered(b), classes)).enumerate() {
             let state = reference.checkpoint("").expect("a state");
             let mut lead = trainer::<AD>(&r, &device);
             lead.restore(&state).expect("restores");
@@ -220,7 +225,7 @@ fn per_device_ascent_is_one_device_m_sharpness_with_m_the_shard() {
     let diff = max_abs_diff(&end, &flatten(&lead.model));
     assert!(moved > 1e-2, "training moved the weights by only {moved}");
     assert!(
-        diff < TOLERANCE * moved,
+        diff < M_SHARPNESS_TOLERANCE * moved,
         "per-device ascent on two peers ended {diff} away from m-sharpness on one device"
     );
 }
