@@ -5,7 +5,7 @@
 //! Floating-point results depend on the vector instructions the arithmetic runs with. Flex picks its level at run
 //! time through macerator (x86-64-v4 where the CPU has AVX-512, else v3, v2 or scalar; NEON on aarch64), so the file
 //! holds one section per flex level, headed `isa flex=<level>`, plus ` gemm=avx512` where gemm's AVX-512 kernels run
-//! (the `avx512` feature, on a CPU with avx512f); a run compares the section of its combination and
+//! (the `avx512` feature, on by default, on a CPU with avx512f); a run compares the section of its combination and
 //! fails when there is none. burnish's own kernels (`burnish::kernels::simd_level`, `BURNISH_NO_SIMD` forcing the
 //! baseline) are written to give the same bits at every level they dispatch to, so their level is not part of the
 //! heading: on a machine whose kernels use SIMD the test runs itself again with `BURNISH_NO_SIMD=1` and must match
@@ -172,7 +172,7 @@ fn flex_level() -> &'static str {
 
 /// The section heading of this process's combination of levels.
 fn isa() -> String {
-    // gemm runs its AVX-512 kernels only when they are built (the `avx512` feature) and the CPU has avx512f;
+    // gemm runs its AVX-512 kernels only when they are built (the default `avx512` feature) and the CPU has avx512f;
     // anywhere else it runs the kernels it ran without the feature, whose bits the plain heading records.
     #[cfg(target_arch = "x86_64")]
     let avx512 = cfg!(feature = "avx512") && std::arch::is_x86_feature_detected!("avx512f");
