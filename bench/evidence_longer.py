@@ -12,6 +12,7 @@ differences by seed with their t statistic), FixMatch's gain over supervised-onl
 """
 import csv
 import json
+import re
 import statistics as st
 import sys
 from pathlib import Path
@@ -66,16 +67,19 @@ def gather():
         with open(RESULTS) as f:
             for r in csv.DictReader(f, delimiter="\t"):
                 rows[r["label"]] = r
-    for part, recipe in RECIPES.items():
-        sweep = OUT / part / "sweep.csv"
-        if not sweep.exists():
+    for folder in sorted(OUT.iterdir()) if OUT.exists() else []:
+        # grid, <part> (a sweep over --seeds) or <part>-s<seed> (one seed).
+        match = re.fullmatch(r"(grid|fixmatch-1500|supervised-6000|fixmatch-6000|subbatch-6000)(-s\d+)?", folder.name)
+        if not match or not (folder / "sweep.csv").exists():
             continue
-        with open(sweep) as f:
+        part = match.group(1)
+        recipe = RECIPES[part]
+        with open(folder / "sweep.csv") as f:
             done = [r for r in csv.DictReader(f) if r["status"] == "done"]
         for s in done:
-            runs = [d for d in (OUT / part / s["run"]).iterdir() if (d / "summary.json").exists()]
+            runs = [d for d in (folder / s["run"]).iterdir() if (d / "summary.json").exists()]
             if len(runs) != 1:
-                sys.exit(f"{OUT / part / s['run']}: expected one finished run folder, found {len(runs)}")
+                sys.exit(f"{folder / s['run']}: expected one finished run folder, found {len(runs)}")
             run = runs[0]
             summary = json.load(open(run / "summary.json"))
             records = [json.loads(l) for l in open(run / "metrics.jsonl") if l.strip()]
@@ -83,7 +87,7 @@ def gather():
             best = max(evals, key=lambda r: (r["test_acc_ema"], -r["step"]))
             last = [r for r in records if r["step"] > summary["steps"] - 500]
             mean = lambda k: (f"{st.mean(r[k] for r in last if k in r):.4f}" if any(k in r for r in last) else "")
-            seed = s.get("set:seed") or "0"
+            seed = re.search(r"(?m)^seed = (\d+)$", open(run / "recipe.toml").read()).group(1)
             beta, rho = s.get("set:stage.2.beta", ""), s.get("set:stage.2.rho", "")
             if recipe == "fixmatch-iam-subbatch":
                 beta, rho = beta or SHIPPED["beta"], rho or SHIPPED["rho"]
