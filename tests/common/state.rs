@@ -49,10 +49,10 @@ pub fn mirrored(batch: &Batch, classes: i64) -> Batch {
 }
 
 /// `batch` with a seeded jitter of σ = 1e-3 (normalised units) on every pixel of every view. The synthetic images
-/// have flat regions (650 distinct values in a batch's 24,576 pixels), whose identical patches give identical
-/// pre-activations: when one of them lies within rounding of ReLU's zero, the whole region goes the same way, and two
-/// computations that round differently (N = 2 and N = 1 with gemm's AVX-512 kernels) end 1.2 % of the distance moved
-/// apart over three plain steps instead of 2e-6 (docs/devices.md, "Determinism").
+/// have flat regions (650 distinct values in a batch's 24,576 pixels), whose identical patches give many equal
+/// pre-activations and so make near-ties at ReLU's zero likelier; without the jitter, two computations that round
+/// differently (N = 2 and N = 1 with gemm's AVX-512 kernels) end 1.2 % of the distance moved apart over three plain
+/// steps, with it 2e-6 (docs/devices.md, "Determinism").
 pub fn jittered(batch: &Batch) -> Batch {
     let mut b = batch.clone();
     for (k, s) in b.streams.iter_mut().enumerate() {
