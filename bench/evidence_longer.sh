@@ -11,17 +11,16 @@
 # build may write a different resolved recipe, which resuming refuses.
 #   grid            fixmatch-iam-subbatch at the shipped 1,500 steps, seed 0, β ∈ {0.3, 1, 3} × ρ ∈ {0.02, 0.1}
 #                   (one sweep with both axes, JOBS runs at a time)
-#   fixmatch-1500   fixmatch as shipped (1,500 steps), seed 0: the grid's baseline, with its curves (the same run as
-#                   bench/evidence_fashion_mnist_v2_results.tsv's seed 0, which evaluated only at the end)
+#   fixmatch-1500   fixmatch as shipped (1,500 steps), seed 0: the grid's baseline on the grid's host and build, with
+#                   its curves (bench/evidence_fashion_mnist_v2_results.tsv's seed 0 ran on another instruction set)
 #   supervised-6000 supervised-only at 6,000 steps, seeds 0 to SEEDS − 1 (FixMatch's gain over it at that budget)
 #   fixmatch-6000   fixmatch at 6,000 steps, seeds 0 to SEEDS − 1
 #   subbatch-6000   fixmatch-iam-subbatch at 6,000 steps, seeds 0 to SEEDS − 1
 # Schedules (fixmatch-cosine over the run's steps), EMA (0.99), evaluation (every 500 steps) and the 250 labelled
 # images of each seed are the shipped recipes'.
 set -euo pipefail
-export B=${BURNISH:-target/release/burnish} OUT=${OUT:-runs/evidence-longer} THREADS=${THREADS:-1}
+export B=${BURNISH:-target/release/burnish} OUT=${OUT:-runs/evidence-longer} THREADS=${THREADS:-1} R=recipes/fashion-mnist
 RESULTS=$(dirname "$0")/evidence_longer_results.tsv
-R=recipes/fashion-mnist
 JOBS=${JOBS:-2}
 mkdir -p "$OUT"
 
@@ -35,7 +34,7 @@ run_one() {
     subbatch-6000) recipe=fixmatch-iam-subbatch ;;
   esac
   [[ $part == *-6000 ]] && set+=(--set schedule.steps=6000)
-  "$B" sweep "recipes/fashion-mnist/$recipe.toml" "${set[@]}" --jobs 1 --threads "$THREADS" --quiet \
+  "$B" sweep "$R/$recipe.toml" "${set[@]}" --jobs 1 --threads "$THREADS" --quiet \
     --runs-dir "$OUT/$part-s$seed"
 }
 export -f run_one
