@@ -20,7 +20,9 @@
 # images of each seed are the shipped recipes'.
 set -euo pipefail
 export B=${BURNISH:-target/release/burnish} OUT=${OUT:-runs/evidence-longer} THREADS=${THREADS:-1} R=recipes/fashion-mnist
-RESULTS=$(dirname "$0")/evidence_longer_results.tsv
+# Relative to the repository root (like R), so that a copy of this script set aside for a long run reads the
+# committed rows too.
+RESULTS=${RESULTS:-bench/evidence_longer_results.tsv}
 JOBS=${JOBS:-2}
 mkdir -p "$OUT"
 
