@@ -1,6 +1,6 @@
 //! Speed of `burnish::kernels` against the flex composition burnish runs today, on the benchmark recipes' shapes.
 //!
-//!     cargo run --release --example bench_kernels [-- --rounds 7] [--ops-only | --steps-only]
+//!     cargo run --release --example bench_kernels [-- --rounds 7] [--ops-only | --steps-only | --direct]
 //!     RAYON_NUM_THREADS=1 cargo run --release --example bench_kernels
 //!
 //! Ops: forward + backward (through `Autodiff<Flex>`, loss `Σ y·r`) of each BatchNorm + activation and each
@@ -11,6 +11,8 @@
 //! Steps: one plain SGD step (forward, cross-entropy, backward, Nesterov momentum with weight decay) of the real
 //! `burnish::model::Net`, once through its own `forward` (the kernels) and once through `composed_forward` below,
 //! which runs the same parameters through Burn's composed ops as burnish did before the kernels.
+//!
+//! `--direct`: each stride-1 3×3 convolution of both models with the direct kernels off (im2col + gemm) and on.
 //!
 //! Old and new alternate within each round, so both see the same machine load; medians with min–max over rounds.
 
@@ -139,6 +141,37 @@ fn bench_conv(label: &str, x_shape: [usize; 4], c_out: usize, k: usize, stride: 
         },
     );
     println!("{}", pair.line(&format!("{label} conv{k}x{k}/{stride} {x_shape:?}->{c_out}")));
+}
+
+/// One convolution's forward + backward through `kernels::conv2d` with the direct kernels off (old) and on (new).
+fn bench_direct(label: &str, x_shape: [usize; 4], c_out: usize, rounds: usize) {
+    let x = randn(x_shape, 3).require_grad();
+    let w = (randn([c_out, x_shape[1], 3, 3], 4) * 0.1).require_grad();
+    let options = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
+    let r = randn([x_shape[0], c_out, x_shape[2], x_shape[3]], 5);
+    let pass = |on: bool| {
+        kernels::set_direct_conv(on);
+        let y = kernels::conv2d(x.clone(), w.clone(), None, options.clone());
+        let _ = (y * r.clone()).sum().backward();
+    };
+    let pair = Pair::run(rounds, || pass(false), || pass(true));
+    kernels::set_direct_conv(true);
+    let line = pair.line(&format!("{label} conv3x3/1 {x_shape:?}->{c_out}"));
+    println!("{}", line.replace("flex ", "im2col ").replace("kernel ", "direct "));
+}
+
+/// The stride-1 3×3 convolutions of both models, im2col + gemm against the direct kernels (same bits).
+fn bench_direct_ops(rounds: usize) {
+    println!("== direct convolution vs im2col + gemm: forward + backward, Autodiff<Flex> f32");
+    for (i, (c_in, c_out, side)) in
+        [(1, 32, 28), (32, 32, 28), (32, 64, 14), (64, 64, 14), (64, 128, 7)].into_iter().enumerate()
+    {
+        bench_direct(&format!("cnn-small L{}", i + 1), [128, c_in, side, side], c_out, rounds);
+    }
+    bench_direct("wrn stem", [64, 3, 32, 32], 16, rounds);
+    bench_direct("wrn g1", [64, 32, 32, 32], 32, rounds);
+    bench_direct("wrn g2", [64, 64, 16, 16], 64, rounds);
+    bench_direct("wrn g3", [64, 128, 8, 8], 128, rounds);
 }
 
 fn bench_ops(rounds: usize) {
@@ -312,6 +345,10 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(7);
+    if args.iter().any(|a| a == "--direct") {
+        bench_direct_ops(rounds);
+        return;
+    }
     let (ops, steps) = (!args.iter().any(|a| a == "--steps-only"), !args.iter().any(|a| a == "--ops-only"));
     println!(
         "bench_kernels: rayon threads {}, simd {}, rounds {rounds}",

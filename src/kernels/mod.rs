@@ -281,3 +281,9 @@ fn tensor<B: Backend, const D: usize>(t: FloatTensor<B>) -> Tensor<B, D> {
 pub fn simd_level() -> &'static str {
     simd::level_name()
 }
+
+/// Turns the direct convolution kernels (f32, stride 1; docs/kernels.md, "Direct convolution") on or off for this
+/// process, to time them against im2col + gemm; both give the same bits. On unless `BURNISH_NO_DIRECT_CONV` is set.
+pub fn set_direct_conv(on: bool) {
+    cpu::direct::set_enabled(on);
+}

@@ -7,7 +7,8 @@
 //! - forward: `y[C_out, P] = W[C_out, K] · col` — the weight is already `[C_out, K]` row-major and the result is
 //!   already the image's NCHW output, so nothing is transposed;
 //! - input gradient: `dcol[K, P] = Wᵀ · dy`, scattered back by col2im (a shifted add per row);
-//! - weight gradient: `dW[C_out, K] += dy[C_out, P] · colᵀ`, summed over images (one partial sum per rayon task).
+//! - weight gradient: `dW[C_out, K] += dy[C_out, P] · colᵀ`, summed over images (one partial sum per rayon task),
+//!   computed as its transpose `col · dyᵀ` (same bits, faster in gemm).
 //!
 //! Images with small outputs (`P` < 256, e.g. 7×7) are batched `g` to a unit, `col[K, g·P]`, so gemm sees at least
 //! 256 columns. Units run in parallel across rayon tasks, each gemm single-threaded; only a batch with fewer units
@@ -85,13 +86,19 @@ impl ConvShape {
     }
 
     /// Images per gemm call, so each call sees at least [`MIN_COLUMNS`] columns.
-    fn images_per_unit(&self) -> usize {
+    pub(crate) fn images_per_unit(&self) -> usize {
         MIN_COLUMNS.div_ceil(self.p()).clamp(1, self.n.max(1))
     }
 }
 
-/// Forward convolution: `y` `[N, C_out, H_out, W_out]`.
+/// Forward convolution: `y` `[N, C_out, H_out, W_out]`. f32 convolutions at stride 1 on large enough planes take
+/// the direct kernel of [`super::direct`], which gives the same bits.
 pub fn conv2d<T: Real>(x: &[T], weight: &[T], s: ConvShape) -> Vec<T> {
+    T::conv2d_direct(x, weight, s).unwrap_or_else(|| conv2d_im2col(x, weight, s))
+}
+
+/// Forward convolution by im2col + gemm, for every shape.
+pub(crate) fn conv2d_im2col<T: Real>(x: &[T], weight: &[T], s: ConvShape) -> Vec<T> {
     assert_eq!(x.len(), s.n * s.image_len(), "conv2d: input length");
     assert_eq!(weight.len(), s.c_out * s.k(), "conv2d: weight length");
     let (k, p) = (s.k(), s.p());
@@ -134,8 +141,27 @@ pub fn conv2d<T: Real>(x: &[T], weight: &[T], s: ConvShape) -> Vec<T> {
     y
 }
 
-/// Gradients of [`conv2d`] with respect to its input and/or its weight.
+/// Gradients of [`conv2d`] with respect to its input and/or its weight. f32 input gradients at stride 1 on large
+/// enough planes take the direct kernel of [`super::direct`], which gives the same bits.
 pub fn conv2d_backward<T: Real>(
+    x: &[T],
+    weight: &[T],
+    grad: &[T],
+    s: ConvShape,
+    need_x: bool,
+    need_weight: bool,
+) -> (Option<Vec<T>>, Option<Vec<T>>) {
+    if need_x {
+        if let Some(dx) = T::conv2d_input_grad_direct(weight, grad, s) {
+            let dw = if need_weight { conv2d_backward_im2col(x, weight, grad, s, false, true).1 } else { None };
+            return (Some(dx), dw);
+        }
+    }
+    conv2d_backward_im2col(x, weight, grad, s, need_x, need_weight)
+}
+
+/// Gradients of [`conv2d`] by im2col + gemm (+ col2im for the input), for every shape.
+pub(crate) fn conv2d_backward_im2col<T: Real>(
     x: &[T],
     weight: &[T],
     grad: &[T],
@@ -187,8 +213,10 @@ pub fn conv2d_backward<T: Real>(
                             }
                             Matrix { data: col, rs: cols, cs: 1 }
                         };
-                        // dW[C_out, K] += dy[C_out, cols] · colᵀ[cols, K].
-                        gemm(&mut dw, k, [s.c_out, k, cols], dy_unit, col.t(), accumulate, parallelism);
+                        // dWᵀ[K, C_out] += col[K, cols] · dyᵀ[cols, C_out]: each output is the same chain as in
+                        // dy · colᵀ (gemm's order per output does not depend on which operand is which), and
+                        // gemm runs this orientation up to twice as fast (docs/kernels.md, "Convolution").
+                        gemm(&mut dw, s.c_out, [k, s.c_out, cols], col, dy_unit.t(), accumulate, parallelism);
                         accumulate = true;
                     }
                     if need_x {
@@ -218,7 +246,14 @@ pub fn conv2d_backward<T: Real>(
                 *t = *t + v;
             }
         }
-        total
+        // [K, C_out] → [C_out, K].
+        let mut dw = vec![T::ZERO; s.c_out * k];
+        for (r, row) in total.chunks_exact(s.c_out).enumerate() {
+            for (co, &v) in row.iter().enumerate() {
+                dw[co * k + r] = v;
+            }
+        }
+        dw
     });
     (dx, dw)
 }
@@ -378,5 +413,64 @@ fn col2im<T: Real>(col: &[T], ld: usize, offset: usize, s: &ConvShape, dx: &mut 
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values<T: Real>(len: usize, seed: u64) -> Vec<T> {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..len)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                T::from_f64((s >> 11) as f64 / (1u64 << 53) as f64 - 0.5)
+            })
+            .collect()
+    }
+
+    /// The weight gradient's transposed product `col · dyᵀ` gives, transposed back, the bits of `dy · colᵀ`,
+    /// accumulated over two units as the backward pass does, including reductions gemm splits.
+    fn transposed_weight_gradient_gives_the_same_bits<T: Real + std::fmt::Debug>() {
+        // (C_out, K, cols): wrn-28-2's groups, cnn-small's layers, 2 and 3 reduction blocks, a small product.
+        for (i, &(c_out, k, cols)) in
+            [(32, 288, 1024), (16, 27, 1024), (64, 576, 256), (64, 288, 784), (128, 1152, 320), (5, 600, 48)]
+                .iter()
+                .enumerate()
+        {
+            let (mut dw, mut dw_t) = (vec![T::ZERO; c_out * k], vec![T::ZERO; k * c_out]);
+            for unit in 0..2 {
+                let seed = 10 * i as u64 + 2 * unit as u64;
+                let dy = values::<T>(c_out * cols, seed);
+                let col = values::<T>(k * cols, seed + 1);
+                let dy = Matrix { data: &dy, rs: cols, cs: 1 };
+                let col = Matrix { data: &col, rs: cols, cs: 1 };
+                let accumulate = unit > 0;
+                gemm(&mut dw, k, [c_out, k, cols], dy, col.t(), accumulate, Parallelism::None);
+                gemm(&mut dw_t, c_out, [k, c_out, cols], col, dy.t(), accumulate, Parallelism::None);
+            }
+            for co in 0..c_out {
+                for r in 0..k {
+                    let (a, b) = (dw[co * k + r], dw_t[r * c_out + co]);
+                    assert!(
+                        a.to_f64().to_bits() == b.to_f64().to_bits(),
+                        "({c_out}, {k}, {cols}) [{co}, {r}]: {a:?} vs {b:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn transposed_weight_gradient_gives_the_same_bits_f32() {
+        transposed_weight_gradient_gives_the_same_bits::<f32>();
+    }
+
+    #[test]
+    fn transposed_weight_gradient_gives_the_same_bits_f64() {
+        transposed_weight_gradient_gives_the_same_bits::<f64>();
     }
 }

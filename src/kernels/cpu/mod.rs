@@ -3,6 +3,7 @@
 
 pub mod batch_norm;
 pub mod conv;
+pub mod direct;
 
 use std::ops::{Add, Mul, Sub};
 
@@ -16,6 +17,15 @@ pub trait Real:
     fn from_f64(v: f64) -> Self;
     /// Converts to f64 (exact).
     fn to_f64(self) -> f64;
+    /// The forward convolution by a kernel that gives im2col + gemm's bits faster, where one applies to this type
+    /// and shape.
+    fn conv2d_direct(_x: &[Self], _weight: &[Self], _s: conv::ConvShape) -> Option<Vec<Self>> {
+        None
+    }
+    /// The input gradient of the convolution by such a kernel, where one applies.
+    fn conv2d_input_grad_direct(_weight: &[Self], _grad: &[Self], _s: conv::ConvShape) -> Option<Vec<Self>> {
+        None
+    }
 }
 
 impl Real for f32 {
@@ -27,6 +37,12 @@ impl Real for f32 {
     #[inline(always)]
     fn to_f64(self) -> f64 {
         self as f64
+    }
+    fn conv2d_direct(x: &[Self], weight: &[Self], s: conv::ConvShape) -> Option<Vec<Self>> {
+        direct::applies(&s).then(|| direct::conv2d(x, weight, s))
+    }
+    fn conv2d_input_grad_direct(weight: &[Self], grad: &[Self], s: conv::ConvShape) -> Option<Vec<Self>> {
+        direct::applies_input_grad(&s).then(|| direct::conv2d_input_grad(weight, grad, s))
     }
 }
 
