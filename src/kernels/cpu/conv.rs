@@ -417,10 +417,11 @@ fn col2im<T: Real>(col: &[T], ld: usize, offset: usize, s: &ConvShape, dx: &mut 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn values<T: Real>(len: usize, seed: u64) -> Vec<T> {
+    /// Seeded values in [−0.5, 0.5), for the kernels' bit-for-bit tests.
+    pub(crate) fn values<T: Real>(len: usize, seed: u64) -> Vec<T> {
         let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
         (0..len)
             .map(|_| {

@@ -443,20 +443,8 @@ mod x86 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::conv;
+    use super::super::conv::{self, tests::values};
     use super::*;
-
-    fn values(len: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..len)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-            })
-            .collect()
-    }
 
     /// The bits of the im2col + gemm path, on odd shapes and the models' shapes, wherever the kernel applies.
     #[test]
