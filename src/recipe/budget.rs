@@ -256,8 +256,9 @@ impl ConvInputs {
                 // conv-conv-pool-conv-conv-pool-conv (see `CnnSmallConfig`).
                 let (h2, w2) = (h / 2, w / 2);
                 let (h4, w4) = (h2 / 2, w2 / 2);
-                layers.extend([(1, 32 * area(h, w)), (1, 32 * area(h2, w2)), (1, 64 * area(h2, w2))]);
-                layers.push((1, 64 * area(h4, w4)));
+                let plane = |width: u128, h: u128, w: u128| width.saturating_mul(area(h, w));
+                layers.extend([(1, plane(32, h, w)), (1, plane(32, h2, w2)), (1, plane(64, h2, w2))]);
+                layers.push((1, plane(64, h4, w4)));
             }
             Arch::Wrn { depth, widen } => {
                 let blocks = (depth.saturating_sub(4) / 6) as u128;
@@ -302,10 +303,10 @@ const WRN_28_10_WEIGHTS: f64 = 36.5e6;
 fn weights_of(arch: Arch, c: u128) -> u128 {
     let conv = |c_in: u128, c_out: u128| 9u128.saturating_mul(c_in).saturating_mul(c_out);
     match arch {
-        Arch::CnnSmall => {
-            conv(c, 32) + conv(32, 32) + conv(32, 64) + conv(64, 64) + conv(64, 128)
-            // small constants: no overflow
-        }
+        // `c` comes from the recipe (`data.image_channels`), so even the first term can saturate.
+        Arch::CnnSmall => [conv(c, 32), conv(32, 32), conv(32, 64), conv(64, 64), conv(64, 128)]
+            .into_iter()
+            .fold(0, u128::saturating_add),
         Arch::Wrn { depth, widen } => {
             let blocks = (depth.saturating_sub(4) / 6) as u128;
             let k = widen as u128;
@@ -436,6 +437,29 @@ steps = 10
         assert_eq!(e.total(), u128::MAX);
         let problem = check_against(&r, &gib(1 << 20), true).expect_err("cannot fit");
         assert!(problem.message.contains("3.4e38 B"), "{}", problem.message);
+    }
+
+    #[test]
+    fn absurd_image_folder_shapes_saturate_on_every_backbone() {
+        // The hostile-input search found `32 * area(h, w)` overflowing for cnn-small at an image size near usize::MAX.
+        let backbones = [Arch::CnnSmall, Arch::Wrn { depth: 28, widen: 2 }, Arch::ResNet18Cifar];
+        for arch in backbones {
+            for (size, channels) in
+                [(usize::MAX, 3), (usize::MAX / 2 + 1, 1), (28, usize::MAX), (usize::MAX, usize::MAX)]
+            {
+                let mut r = recipe();
+                r.data.dataset = DatasetKind::ImageFolder;
+                r.data.image_size = size;
+                r.data.image_channels = channels;
+                r.model.arch = arch;
+                for on_host in [true, false] {
+                    // Far beyond any machine (2^80 B is a million million TiB), whether or not it saturated.
+                    let total = Estimate::of(&r, on_host).total();
+                    assert!(total > 1 << 80, "{arch} at {channels}x{size}x{size}: {total}");
+                }
+                check_against(&r, &gib(1 << 20), true).expect_err("cannot fit");
+            }
+        }
     }
 
     #[test]
