@@ -19,17 +19,15 @@
 
 use std::time::Instant;
 
-use burn::backend::{Autodiff, Flex};
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::{Tensor, TensorData};
 use burnish::kernels;
 use burnish::profile::{self, Class};
-use rand::SeedableRng;
+use common::{randn, stats};
+
+mod common;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-type AD = Autodiff<Flex>;
 
 /// One convolution of a model: its input, output channels, kernel side, stride and how often the model runs it.
 struct Shape {
@@ -100,19 +98,6 @@ fn shapes() -> Vec<Shape> {
     ]
 }
 
-fn randn<const D: usize>(shape: [usize; D], seed: u64) -> Tensor<AD, D> {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let len = shape.iter().product();
-    let v: Vec<f32> =
-        (0..len).map(|_| rand_distr::Distribution::<f32>::sample(&rand_distr::StandardNormal, &mut rng)).collect();
-    Tensor::from_data(TensorData::new(v, shape), &Default::default())
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 /// Median milliseconds of forward, input gradient and weight gradient over `rounds`, after one untimed round.
 fn time_conv(s: &Shape, rounds: usize) -> [f64; 3] {
     let x = randn(s.x, 3);
@@ -136,7 +121,7 @@ fn time_conv(s: &Shape, rounds: usize) -> [f64; 3] {
         }
     }
     profile::enable(false);
-    passes.map(median)
+    passes.map(|v| stats(&v).0)
 }
 
 /// Median milliseconds of gemm's `m × n × k` product on one thread, operands laid out as the im2col forward's; each
@@ -180,7 +165,7 @@ fn time_gemm([m, n, k]: [usize; 3], rounds: usize) -> f64 {
         }
     }
     std::hint::black_box(&dst);
-    median(times)
+    stats(&times).0
 }
 
 /// Repetitions of a gemm of `macs` multiply-adds that make about 2·10^8 of them (a few milliseconds); the PyTorch
@@ -191,12 +176,7 @@ fn gemm_reps(macs: usize) -> usize {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let rounds = args
-        .iter()
-        .position(|a| a == "--rounds")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(7);
+    let rounds = common::rounds(&args);
     if args.iter().any(|a| a == "--list") {
         // model label n c h w c_out k stride count input_grad
         for s in shapes() {

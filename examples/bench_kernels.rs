@@ -18,7 +18,6 @@
 
 use std::time::Instant;
 
-use burn::backend::{Autodiff, Flex};
 use burn::module::AutodiffModule;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::momentum::MomentumConfig;
@@ -33,20 +32,12 @@ use burnish::model::{
     global_avg_pool, Arch, Backbone, BatchNorm, BatchNormConfig, BnMode, CnnSmall, Net, NetConfig, WideBasicBlock,
     WideResNet,
 };
-use rand::SeedableRng;
+use common::{randn, stats, AD};
+
+mod common;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-type AD = Autodiff<Flex>;
-
-fn randn<const D: usize>(shape: [usize; D], seed: u64) -> Tensor<AD, D> {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let len = shape.iter().product();
-    let v: Vec<f32> =
-        (0..len).map(|_| rand_distr::Distribution::<f32>::sample(&rand_distr::StandardNormal, &mut rng)).collect();
-    Tensor::from_data(TensorData::new(v, shape), &Default::default())
-}
 
 /// Timings of two alternatives over rounds.
 struct Pair {
@@ -84,15 +75,6 @@ impl Pair {
             o.0 / n.0
         )
     }
-}
-
-/// Median, min, max.
-fn stats(v: &[f64]) -> (f64, f64, f64) {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let n = s.len();
-    let median = if n % 2 == 1 { s[n / 2] } else { (s[n / 2 - 1] + s[n / 2]) / 2.0 };
-    (median, s[0], s[n - 1])
 }
 
 fn act_of(act: Activation) -> impl Fn(Tensor<AD, 4>) -> Tensor<AD, 4> {
@@ -339,12 +321,7 @@ fn profile(arch: &str, rounds: usize) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let rounds = args
-        .iter()
-        .position(|a| a == "--rounds")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(7);
+    let rounds = common::rounds(&args);
     if args.iter().any(|a| a == "--direct") {
         bench_direct_ops(rounds);
         return;
